@@ -1,0 +1,42 @@
+//go:build aix || darwin || dragonfly || freebsd || netbsd || openbsd
+
+package reuseport
+
+import (
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// setReusePort sets SO_REUSEPORT, and SO_REUSEPORT_LB where it exists
+// (FreeBSD 12+), which makes the kernel balance connections across the group
+// rather than merely allow duplicate binds. SO_REUSEADDR goes on stream
+// sockets only, as on Linux: on UDP it changes who may bind the port.
+func setReusePort(fd uintptr, stream bool) error {
+	if stream {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+		}
+	}
+	if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
+	}
+	if soReusePortLB >= 0 {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, soReusePortLB, 1); err != nil {
+			return os.NewSyscallError("setsockopt SO_REUSEPORT_LB", err)
+		}
+	}
+	return nil
+}
+
+func setFastOpen(uintptr, int) error { return errLinuxOnly("TCP_FASTOPEN", runtime.GOOS) }
+
+func setDeferAccept(uintptr, int) error { return errLinuxOnly("TCP_DEFER_ACCEPT", runtime.GOOS) }
+
+func probe() Capability {
+	if err := probeSetReusePort(); err != nil {
+		return Capability{Err: err}
+	}
+	return Capability{Share: true, Balance: balances}
+}

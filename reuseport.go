@@ -1,0 +1,290 @@
+package reuseport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Listen is [net.Listen] for a socket that shares its port. The network must
+// be "tcp", "tcp4" or "tcp6".
+func Listen(network, address string) (net.Listener, error) {
+	var lc ListenConfig
+	return lc.Listen(context.Background(), network, address)
+}
+
+// ListenPacket is [net.ListenPacket] for a socket that shares its port. The
+// network must be "udp", "udp4" or "udp6".
+func ListenPacket(network, address string) (net.PacketConn, error) {
+	var lc ListenConfig
+	return lc.ListenPacket(context.Background(), network, address)
+}
+
+// ListenGroup binds n listeners to one address; see [ListenConfig.ListenGroup].
+func ListenGroup(network, address string, n int) ([]net.Listener, error) {
+	var lc ListenConfig
+	return lc.ListenGroup(context.Background(), network, address, n)
+}
+
+// Control marks the socket c so that it may share its address and port with
+// other sockets that are marked the same way. It has the signature of
+// [net.ListenConfig.Control] and [net.Dialer.Control]: use it in a Dialer to
+// connect out from a local port that listeners already hold.
+//
+// On an OS that cannot share ports it returns an error that wraps
+// [errors.ErrUnsupported].
+func Control(network, address string, c syscall.RawConn) error {
+	var sockErr error
+	if err := c.Control(func(fd uintptr) { sockErr = setReusePort(fd, isStream(network)) }); err != nil {
+		return err
+	}
+	return sockErr
+}
+
+// ListenConfig listens on shared ports. Its zero value is ready to use.
+//
+// The embedded [net.ListenConfig] is the caller's own: its KeepAlive settings
+// apply to accepted connections, and its Control function, if set, runs after
+// the socket options of this package are set, so it has the last word.
+type ListenConfig struct {
+	net.ListenConfig
+
+	// FastOpenQueue, when positive, enables TCP Fast Open on listeners with
+	// this many pending Fast Open requests (TCP_FASTOPEN). Linux only:
+	// elsewhere Listen fails with an error wrapping [errors.ErrUnsupported].
+	FastOpenQueue int
+
+	// DeferAccept, when positive, lets the kernel wake Accept only once the
+	// client has sent data or this much time has passed (TCP_DEFER_ACCEPT,
+	// in whole seconds, rounded up). Linux only, like FastOpenQueue.
+	DeferAccept time.Duration
+}
+
+// Listen is [net.ListenConfig.Listen] for a socket that shares its port.
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	if err := checkNetwork("listen", network, streamNetworks); err != nil {
+		return nil, err
+	}
+	if err := checkShare("listen", network); err != nil {
+		return nil, err
+	}
+	if err := lc.checkTuning("listen", network); err != nil {
+		return nil, err
+	}
+	nlc := lc.netListenConfig(true)
+	return nlc.Listen(ctx, network, address)
+}
+
+// ListenPacket is [net.ListenConfig.ListenPacket] for a socket that shares
+// its port. FastOpenQueue and DeferAccept do not apply to packet sockets and
+// must be zero.
+func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
+	if err := checkNetwork("listen", network, packetNetworks); err != nil {
+		return nil, err
+	}
+	if err := checkShare("listen", network); err != nil {
+		return nil, err
+	}
+	if lc.FastOpenQueue != 0 || lc.DeferAccept != 0 {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: errors.New("reuseport: FastOpenQueue and DeferAccept apply to TCP listeners only")}
+	}
+	nlc := lc.netListenConfig(false)
+	return nlc.ListenPacket(ctx, network, address)
+}
+
+// ListenGroup binds n listeners to one address, for one process that wants
+// several accept loops the kernel balances between. A port of 0 is resolved
+// once: the first listener gets a port from the kernel and the others join
+// it. If any bind fails, the listeners already made are closed.
+func (lc *ListenConfig) ListenGroup(ctx context.Context, network, address string, n int) ([]net.Listener, error) {
+	return listenGroup(ctx, network, address, n, lc.Listen)
+}
+
+// ListenPacketGroup is [ListenConfig.ListenGroup] for packet sockets.
+func (lc *ListenConfig) ListenPacketGroup(ctx context.Context, network, address string, n int) ([]net.PacketConn, error) {
+	return listenGroup(ctx, network, address, n, lc.ListenPacket)
+}
+
+type closer interface{ Close() error }
+
+// listenAddr is satisfied by net.Listener (Addr) and net.PacketConn (LocalAddr).
+func localAddr(s closer) net.Addr {
+	switch s := s.(type) {
+	case net.Listener:
+		return s.Addr()
+	case net.PacketConn:
+		return s.LocalAddr()
+	}
+	return nil
+}
+
+func listenGroup[S closer](ctx context.Context, network, address string, n int, listen func(context.Context, string, string) (S, error)) ([]S, error) {
+	if n < 1 {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("reuseport: a group needs at least one socket, not %d", n)}
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	group := make([]S, 0, n)
+	for len(group) < n {
+		s, err := listen(ctx, network, address)
+		if err != nil {
+			for _, s := range group {
+				s.Close()
+			}
+			return nil, err
+		}
+		if len(group) == 0 {
+			// Join the port the first bind got, which differs from the
+			// requested one when that was 0 or a service name.
+			_, port, err := net.SplitHostPort(localAddr(s).String())
+			if err != nil {
+				s.Close()
+				return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+			}
+			address = net.JoinHostPort(host, port)
+		}
+		group = append(group, s)
+	}
+	return group, nil
+}
+
+func (lc *ListenConfig) netListenConfig(stream bool) net.ListenConfig {
+	nlc := lc.ListenConfig
+	userControl := nlc.Control
+	fastOpen, deferAccept := lc.FastOpenQueue, lc.DeferAccept
+	nlc.Control = func(network, address string, c syscall.RawConn) error {
+		var sockErr error
+		err := c.Control(func(fd uintptr) {
+			if sockErr = setReusePort(fd, stream); sockErr != nil {
+				return
+			}
+			if stream && fastOpen > 0 {
+				if sockErr = setFastOpen(fd, fastOpen); sockErr != nil {
+					return
+				}
+			}
+			if stream && deferAccept > 0 {
+				secs := int((deferAccept + time.Second - 1) / time.Second)
+				sockErr = setDeferAccept(fd, secs)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if sockErr != nil {
+			return sockErr
+		}
+		if userControl != nil {
+			return userControl(network, address, c)
+		}
+		return nil
+	}
+	return nlc
+}
+
+func (lc *ListenConfig) checkTuning(op, network string) error {
+	switch {
+	case lc.FastOpenQueue < 0:
+		return &net.OpError{Op: op, Net: network, Err: fmt.Errorf("reuseport: FastOpenQueue must not be negative, got %d", lc.FastOpenQueue)}
+	case lc.DeferAccept < 0:
+		return &net.OpError{Op: op, Net: network, Err: fmt.Errorf("reuseport: DeferAccept must not be negative, got %v", lc.DeferAccept)}
+	case lc.DeferAccept > time.Duration(maxDeferAcceptSeconds)*time.Second:
+		return &net.OpError{Op: op, Net: network, Err: fmt.Errorf("reuseport: DeferAccept must be at most %ds, got %v", maxDeferAcceptSeconds, lc.DeferAccept)}
+	}
+	return nil
+}
+
+// maxDeferAcceptSeconds keeps the seconds value inside a C int with room to spare.
+const maxDeferAcceptSeconds = 1 << 20
+
+var (
+	streamNetworks = []string{"tcp", "tcp4", "tcp6"}
+	packetNetworks = []string{"udp", "udp4", "udp6"}
+)
+
+// errUnixPath explains why unix networks are refused: a path names one
+// socket, and a second bind to it fails whatever options are set.
+var errUnixPath = fmt.Errorf("reuseport: a unix socket path cannot be shared by several sockets: %w", errors.ErrUnsupported)
+
+// checkShare fails before any socket exists where ports cannot be shared,
+// rather than relying on Control: some targets (js/wasm, wasip1) never call it.
+func checkShare(op, network string) error {
+	if c := Capabilities(); !c.Share {
+		return &net.OpError{Op: op, Net: network, Err: c.Err}
+	}
+	return nil
+}
+
+func checkNetwork(op, network string, want []string) error {
+	for _, n := range want {
+		if network == n {
+			return nil
+		}
+	}
+	var err error
+	switch network {
+	case "unix", "unixgram", "unixpacket":
+		err = errUnixPath
+	case "tcp", "tcp4", "tcp6":
+		err = fmt.Errorf("reuseport: %w: use Listen for stream network %q", net.UnknownNetworkError(network), network)
+	case "udp", "udp4", "udp6":
+		err = fmt.Errorf("reuseport: %w: use ListenPacket for packet network %q", net.UnknownNetworkError(network), network)
+	default:
+		err = fmt.Errorf("reuseport: %w: want one of %v", net.UnknownNetworkError(network), want)
+	}
+	return &net.OpError{Op: op, Net: network, Err: err}
+}
+
+// Capability says what the running OS offers. See [Capabilities].
+type Capability struct {
+	// Share is true when several sockets may bind the same address and port.
+	Share bool
+	// Balance is true when the kernel spreads new TCP connections (and UDP
+	// flows) across the sockets of a group. Where Share is true and Balance
+	// false, one socket receives every new connection until it closes.
+	Balance bool
+	// Err, when Share is false, says why; it wraps [errors.ErrUnsupported]
+	// when the OS has no such feature.
+	Err error
+}
+
+// String describes the capability in a few words, for logs.
+func (c Capability) String() string {
+	switch {
+	case c.Balance:
+		return "shares ports and balances connections"
+	case c.Share:
+		return "shares ports without balancing: one socket takes every new connection"
+	default:
+		return "cannot share ports: " + c.Err.Error()
+	}
+}
+
+// Capabilities probes the running kernel, once, and reports whether it lets
+// sockets share a port and whether it balances connections between them.
+func Capabilities() Capability {
+	return probeOnce()
+}
+
+var probeOnce = sync.OnceValue(probe)
+
+// isStream tells TCP networks from UDP ones in a Control func, which sees the
+// resolved network ("tcp4", "udp6", ...).
+func isStream(network string) bool { return strings.HasPrefix(network, "tcp") }
+
+// errLinuxOnly reports a TCP tuning option this OS lacks.
+func errLinuxOnly(option, goos string) error {
+	return fmt.Errorf("reuseport: %s is set on Linux only, not on %s: %w", option, goos, errors.ErrUnsupported)
+}
+
+// errUnsupportedOS is what every call returns where ports cannot be shared.
+func errUnsupportedOS(goos string) error {
+	return fmt.Errorf("reuseport: sockets cannot share a port on %s: %w", goos, errors.ErrUnsupported)
+}
