@@ -1,0 +1,102 @@
+// Package nstest runs a test in a private network namespace, so that it may
+// set per-namespace sysctls (net.ipv4.tcp_migrate_req) and load loopback
+// without touching the host's settings.
+//
+// Usage, first thing in a test:
+//
+//	if nstest.Isolate(t) {
+//		return // the body ran in a child process, in its own namespace
+//	}
+//
+// Isolate re-executes the test binary for this one test with CLONE_NEWNET
+// (and a user namespace when not root), brings lo up there, and reports the
+// child's result as this test's. Where namespaces cannot be made the test is
+// skipped with the reason, unless the environment variable [EnvRequire] is
+// set (CI sets it), in which case it fails.
+package nstest
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// EnvRequire, when set to a non-empty value, turns "namespaces are not
+// available here" from a skip into a failure.
+const EnvRequire = "REUSEPORT_REQUIRE_NETNS"
+
+// envChild names the test a re-executed child is to run in its namespace.
+const envChild = "REUSEPORT_NSTEST_CHILD"
+
+// Isolate runs the calling test in a fresh network namespace. It returns
+// true in the parent once the child has finished (the caller returns at
+// once), and false in the child, where the caller goes on with its body.
+func Isolate(t testing.TB) (parent bool) {
+	t.Helper()
+	if os.Getenv(envChild) == t.Name() {
+		if err := loopbackUp(); err != nil {
+			t.Fatalf("nstest: bringing lo up in the new namespace: %v", err)
+		}
+		return false
+	}
+	if InChild() {
+		t.Fatalf("nstest: %s is already inside the namespace of %s; Isolate only the outermost test", t.Name(), os.Getenv(envChild))
+	}
+	skipOrFail := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv(EnvRequire) != "" {
+			t.Fatalf(format+" (%s is set, so this fails instead of skipping)", append(args, EnvRequire)...)
+		}
+		t.Skipf(format, args...)
+	}
+	if reason := unavailable(); reason != "" {
+		skipOrFail("nstest: needs a private network namespace: %s", reason)
+	}
+
+	args := []string{"-test.run=" + runPattern(t.Name()), "-test.count=1", "-test.v"}
+	if d, ok := deadline(t); ok {
+		args = append(args, "-test.timeout="+time.Until(d).Round(time.Second).String())
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envChild+"="+t.Name())
+	cmd.SysProcAttr = sysProcAttr()
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	switch {
+	case err != nil && cmd.ProcessState == nil:
+		skipOrFail("nstest: cannot start a child in a new network namespace: %v", err)
+	case err != nil:
+		t.Fatalf("nstest: %s failed in its namespace (%v, after %v):\n%s", t.Name(), err, time.Since(start).Round(time.Millisecond), text)
+	case strings.Contains(text, "--- SKIP: "+t.Name()+" "):
+		t.Skipf("nstest: skipped in its namespace:\n%s", text)
+	case !strings.Contains(text, "--- PASS: "+t.Name()+" "):
+		t.Fatalf("nstest: the child did not run %s:\n%s", t.Name(), text)
+	}
+	if testing.Verbose() {
+		t.Logf("ran in a private network namespace:\n%s", text)
+	}
+	return true
+}
+
+// InChild reports whether this process is a child made by Isolate.
+func InChild() bool { return os.Getenv(envChild) != "" }
+
+func deadline(t testing.TB) (time.Time, bool) {
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		return d.Deadline()
+	}
+	return time.Time{}, false
+}
+
+// runPattern matches exactly one test or subtest name.
+func runPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
+}

@@ -1,0 +1,73 @@
+package nstest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+func unavailable() string {
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		return "this kernel has no network namespaces"
+	}
+	if os.Geteuid() != 0 {
+		if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
+			return "not root, and unprivileged user namespaces are disabled"
+		}
+	}
+	return ""
+}
+
+// sysProcAttr makes the child's network namespace; without root it also
+// makes a user namespace, in which the child is root of its own network.
+func sysProcAttr() *syscall.SysProcAttr {
+	if os.Geteuid() == 0 {
+		return &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	}
+	return &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWNET | syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}},
+		Pdeathsig:   syscall.SIGKILL,
+	}
+}
+
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("ioctl SIOCGIFFLAGS", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("ioctl SIOCSIFFLAGS", err)
+	}
+	return nil
+}
+
+// SetSysctl writes a sysctl of the test's own namespace, such as
+// "net/ipv4/tcp_migrate_req". It refuses outside a child made by Isolate, so
+// that a test can never change the host.
+func SetSysctl(name, value string) error {
+	if !InChild() {
+		return fmt.Errorf("nstest: refusing to set %s outside a private namespace", name)
+	}
+	return os.WriteFile(filepath.Join("/proc/sys", name), []byte(value), 0o644)
+}
+
+// Sysctl reads a sysctl of the current network namespace.
+func Sysctl(name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join("/proc/sys", name))
+	return strings.TrimSpace(string(b)), err
+}

@@ -1,0 +1,21 @@
+//go:build !linux
+
+package nstest
+
+import (
+	"errors"
+	"runtime"
+	"syscall"
+)
+
+func unavailable() string { return "network namespaces are Linux only, this is " + runtime.GOOS }
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func loopbackUp() error { return errors.ErrUnsupported }
+
+// SetSysctl is Linux only.
+func SetSysctl(name, value string) error { return errors.ErrUnsupported }
+
+// Sysctl is Linux only.
+func Sysctl(name string) (string, error) { return "", errors.ErrUnsupported }
