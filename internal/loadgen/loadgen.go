@@ -1,0 +1,273 @@
+// Package loadgen drives an HTTP server the way the restart tests and
+// benchmarks need: many clients, each request on a new connection (HTTP/1.0,
+// no retries), every failure classified, and the full dial-to-response
+// latency recorded. It talks raw HTTP so that nothing between the client and
+// the socket (a transport's retry, a pooled connection) can hide a failure.
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config describes a load run. Addr and one of Duration or Requests are required.
+type Config struct {
+	Addr     string        // host:port on loopback or in a test namespace
+	Clients  int           // concurrent clients; 0 means 64
+	Duration time.Duration // stop issuing requests after this long
+	Requests int           // stop after this many requests in all (0: no limit)
+	Timeout  time.Duration // per request, dial to last byte; 0 means 5s
+	Path     string        // request path; "" means "/"
+}
+
+// Sample is one request's outcome, kept for timelines and percentiles.
+type Sample struct {
+	Start   time.Duration // since the run began
+	Latency time.Duration // dial to the end of the response
+	Failure string        // "" for success, else the kind (see Result.Failures)
+	PID     int           // the pid=N the response body named, 0 if none
+	err     error
+}
+
+// Result is what a run saw.
+type Result struct {
+	Elapsed  time.Duration
+	Samples  []Sample          // in no particular order
+	Failures map[string]int    // kind -> count
+	Examples map[string]string // kind -> the first error of that kind, for diagnosis
+}
+
+// Requests is the number of requests sent.
+func (r *Result) Requests() int { return len(r.Samples) }
+
+// Failed is the number of requests that did not get a 200 response.
+func (r *Result) Failed() int {
+	n := 0
+	for _, c := range r.Failures {
+		n += c
+	}
+	return n
+}
+
+// PIDs counts the successful responses per serving process.
+func (r *Result) PIDs() map[int]int {
+	m := make(map[int]int)
+	for _, s := range r.Samples {
+		if s.Failure == "" {
+			m[s.PID]++
+		}
+	}
+	return m
+}
+
+// Percentile returns the latency below which p (0..1) of all requests,
+// failed ones included, completed.
+func (r *Result) Percentile(p float64) time.Duration {
+	if len(r.Samples) == 0 {
+		return 0
+	}
+	l := make([]time.Duration, len(r.Samples))
+	for i, s := range r.Samples {
+		l[i] = s.Latency
+	}
+	slices.Sort(l)
+	i := int(p * float64(len(l)-1))
+	return l[i]
+}
+
+// Max is the longest latency seen.
+func (r *Result) Max() time.Duration { return r.Percentile(1) }
+
+// String is a one-paragraph summary for logs and benchmark output.
+func (r *Result) String() string {
+	var b strings.Builder
+	rate := float64(r.Requests()) / r.Elapsed.Seconds()
+	fmt.Fprintf(&b, "requests=%d failed=%d (%.1f req/s over %v) latency p50=%v p99=%v p99.9=%v max=%v",
+		r.Requests(), r.Failed(), rate, r.Elapsed.Round(time.Millisecond),
+		r.Percentile(0.5).Round(time.Microsecond), r.Percentile(0.99).Round(time.Microsecond),
+		r.Percentile(0.999).Round(time.Microsecond), r.Max().Round(time.Microsecond))
+	kinds := make([]string, 0, len(r.Failures))
+	for k := range r.Failures {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(&b, "\n  %-28s %d (first: %s)", k, r.Failures[k], r.Examples[k])
+	}
+	return b.String()
+}
+
+// Run sends load until the duration or request budget is spent, or ctx ends.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("loadgen: Config.Addr is required")
+	}
+	if cfg.Duration <= 0 && cfg.Requests <= 0 {
+		return nil, errors.New("loadgen: set Config.Duration or Config.Requests, or the run never ends")
+	}
+	if cfg.Clients <= 0 {
+		cfg.Clients = 64
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Path == "" {
+		cfg.Path = "/"
+	}
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	request := []byte("GET " + cfg.Path + " HTTP/1.0\r\nHost: " + cfg.Addr + "\r\n\r\n")
+
+	var (
+		mu      sync.Mutex
+		samples []Sample
+		budget  = cfg.Requests
+		wg      sync.WaitGroup
+	)
+	take := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if cfg.Requests <= 0 {
+			return true
+		}
+		if budget == 0 {
+			return false
+		}
+		budget--
+		return true
+	}
+	begin := time.Now()
+	for range cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []Sample
+			for ctx.Err() == nil && take() {
+				start := time.Now()
+				pid, err := one(cfg.Addr, request, start.Add(cfg.Timeout))
+				s := Sample{Start: start.Sub(begin), Latency: time.Since(start), PID: pid}
+				if err != nil {
+					s.Failure, s.err = Classify(err), err
+				}
+				local = append(local, s)
+			}
+			mu.Lock()
+			samples = append(samples, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r := &Result{Elapsed: time.Since(begin), Samples: samples, Failures: make(map[string]int), Examples: make(map[string]string)}
+	for _, s := range samples {
+		if s.Failure != "" {
+			r.Failures[s.Failure]++
+			if _, ok := r.Examples[s.Failure]; !ok {
+				r.Examples[s.Failure] = s.err.Error()
+			}
+		}
+	}
+	return r, nil
+}
+
+// stage wraps an error with the step of the request it broke.
+type stage struct {
+	name string
+	err  error
+}
+
+func (s *stage) Error() string { return s.name + ": " + s.err.Error() }
+func (s *stage) Unwrap() error { return s.err }
+
+// errStatus is a response that was not 200.
+type errStatus struct{ line string }
+
+func (e *errStatus) Error() string { return "status " + e.line }
+
+// one sends a request on a new connection and reads the whole response.
+func one(addr string, request []byte, deadline time.Time) (pid int, err error) {
+	c, err := net.DialTimeout("tcp", addr, time.Until(deadline))
+	if err != nil {
+		return 0, &stage{"dial", err}
+	}
+	defer c.Close()
+	c.SetDeadline(deadline)
+	if _, err := c.Write(request); err != nil {
+		return 0, &stage{"write", err}
+	}
+	// HTTP/1.0 without keep-alive: the server closes after the response.
+	body, err := io.ReadAll(bufio.NewReader(c))
+	if err != nil {
+		return 0, &stage{"read", err}
+	}
+	if len(body) == 0 {
+		return 0, &stage{"read", io.EOF}
+	}
+	line, _, _ := bytes.Cut(body, []byte("\r\n"))
+	if f := strings.Fields(string(line)); len(f) < 2 || f[1] != "200" {
+		return 0, &stage{"response", &errStatus{string(line)}}
+	}
+	return parsePID(body), nil
+}
+
+// parsePID finds "pid=N" in a response, as the example server writes it.
+func parsePID(b []byte) int {
+	_, after, ok := bytes.Cut(b, []byte("pid="))
+	if !ok {
+		return 0
+	}
+	end := 0
+	for end < len(after) && after[end] >= '0' && after[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.Atoi(string(after[:end]))
+	return n
+}
+
+// Classify names a failure by the request step and the cause, e.g.
+// "dial: refused", "read: reset", "read: eof before response".
+func Classify(err error) string {
+	name := "request"
+	var s *stage
+	if errors.As(err, &s) {
+		name = s.name
+	}
+	var st *errStatus
+	switch {
+	case errors.As(err, &st):
+		return name + ": " + st.Error()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return name + ": refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return name + ": reset"
+	case errors.Is(err, syscall.EPIPE):
+		return name + ": broken pipe"
+	case errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
+		return name + ": timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return name + ": eof before response"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return name + ": no local port"
+	}
+	return name + ": other"
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
