@@ -1,0 +1,298 @@
+// Package rolling restarts server processes under load and reports what the
+// clients saw: the harness behind the restart stress test and the restart
+// benchmark. Each worker is replaced in turn, one successor every Interval.
+//
+// Two ways to replace a worker are compared:
+//   - Handoff: start the successor; it takes the predecessor's sockets and
+//     the predecessor drains and exits by itself.
+//   - Signal: start the successor (a fresh bind on the shared port), wait
+//     until it serves, then SIGTERM the predecessor, as a plain reuseport
+//     deploy does.
+package rolling
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/b93f8b21/reuseport/internal/loadgen"
+)
+
+// Mode is how a worker is replaced.
+type Mode int
+
+const (
+	Handoff Mode = iota // the predecessor leaves by itself after the successor is ready
+	Signal              // the harness sends SIGTERM to the predecessor once the successor is ready
+)
+
+func (m Mode) String() string {
+	if m == Signal {
+		return "signal"
+	}
+	return "handoff"
+}
+
+// Config describes a rolling-restart run.
+type Config struct {
+	// Command makes the process for one generation of one worker. It must
+	// write ReadyLine to its stderr once it serves.
+	Command   func(worker, generation int) *exec.Cmd
+	ReadyLine string
+	Workers   int           // 0 means 2
+	Interval  time.Duration // between successor starts, workers in turn; 0 means 250ms
+	Mode      Mode
+	Load      loadgen.Config // its Duration is the length of the run
+	// Linger is how long after the load ends a predecessor may still run
+	// before it counts as stuck; 0 means 5s.
+	Linger time.Duration
+	// StartTimeout bounds the wait for ReadyLine; 0 means 10s.
+	StartTimeout time.Duration
+	// Log, if set, receives every server's stderr and the harness's notes.
+	Log io.Writer
+}
+
+// Result is what a run saw.
+type Result struct {
+	Load     *loadgen.Result
+	Restarts []time.Duration // when each successor became ready, since the load began
+	// Stuck counts predecessors still running Linger after the load ended.
+	Stuck int
+	// Problems lists servers that failed to start or exited with an error.
+	Problems []string
+}
+
+func (r *Result) String() string {
+	s := fmt.Sprintf("restarts=%d stuck=%d %s", len(r.Restarts), r.Stuck, r.Load)
+	for _, p := range r.Problems {
+		s += "\n  problem: " + p
+	}
+	return s
+}
+
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	ready  chan struct{}
+	exited chan struct{}
+	err    error // set before exited is closed
+}
+
+type harness struct {
+	cfg   Config
+	logMu sync.Mutex
+	mu    sync.Mutex
+	procs []*proc
+	notes []string
+}
+
+func (h *harness) logf(format string, args ...any) {
+	if h.cfg.Log == nil {
+		return
+	}
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	fmt.Fprintf(h.cfg.Log, format+"\n", args...)
+}
+
+func (h *harness) problem(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.notes = append(h.notes, fmt.Sprintf(format, args...))
+}
+
+func (h *harness) start(worker, gen int) (*proc, error) {
+	cmd := h.cfg.Command(worker, gen)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: fmt.Sprintf("w%d.g%d", worker, gen), cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.procs = append(h.procs, p)
+	h.mu.Unlock()
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		seen := false
+		for sc.Scan() {
+			if !seen && strings.Contains(sc.Text(), h.cfg.ReadyLine) {
+				seen = true
+				close(p.ready)
+			}
+			h.logf("%s(pid %d): %s", p.name, cmd.Process.Pid, sc.Text())
+		}
+	}()
+	go func() {
+		<-lines // Wait closes the pipe: read it all first
+		p.err = cmd.Wait()
+		if p.err != nil && !signalled(p.err) {
+			h.problem("%s exited: %v", p.name, p.err)
+		}
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// signalled tells an exit caused by the harness's own SIGTERM/SIGKILL at
+// the end of a run from a crash.
+func signalled(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGKILL)
+}
+
+func (h *harness) waitReady(p *proc) error {
+	select {
+	case <-p.ready:
+		return nil
+	case <-p.exited:
+		return fmt.Errorf("%s exited before it served: %v", p.name, p.err)
+	case <-time.After(h.cfg.StartTimeout):
+		return fmt.Errorf("%s did not print %q within %v", p.name, h.cfg.ReadyLine, h.cfg.StartTimeout)
+	}
+}
+
+// Run starts the workers, puts them under load, replaces one every
+// Interval until the load ends, and stops them all before it returns.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Command == nil || cfg.ReadyLine == "" {
+		return nil, errors.New("rolling: Config.Command and Config.ReadyLine are required")
+	}
+	if cfg.Load.Duration <= 0 {
+		return nil, errors.New("rolling: Config.Load.Duration sets the length of the run and must be positive")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 250 * time.Millisecond
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 5 * time.Second
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	h := &harness{cfg: cfg}
+	defer h.stopAll()
+
+	current := make([]*proc, cfg.Workers)
+	for w := range current {
+		p, err := h.start(w, 0)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.waitReady(p); err != nil {
+			return nil, err
+		}
+		current[w] = p
+	}
+
+	res := &Result{}
+	loadDone := make(chan struct{})
+	began := time.Now()
+	go func() {
+		defer close(loadDone)
+		res.Load, _ = loadgen.Run(ctx, cfg.Load) // Config errors were ruled out above
+	}()
+
+	tick := time.NewTicker(cfg.Interval)
+	defer tick.Stop()
+	gen := 1
+	var wg sync.WaitGroup
+	var resMu sync.Mutex
+loop:
+	for {
+		select {
+		case <-loadDone:
+			break loop
+		case <-tick.C:
+		}
+		w := (gen - 1) % cfg.Workers
+		old := current[w]
+		next, err := h.start(w, gen)
+		if err != nil {
+			h.problem("starting w%d.g%d: %v", w, gen, err)
+			continue
+		}
+		current[w] = next
+		gen++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.waitReady(next); err != nil {
+				h.problem("%v", err)
+				return
+			}
+			resMu.Lock()
+			res.Restarts = append(res.Restarts, time.Since(began))
+			resMu.Unlock()
+			if cfg.Mode == Signal {
+				old.cmd.Process.Signal(syscall.SIGTERM)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Every predecessor must be gone within Linger of the end.
+	lingerCtx, cancel := context.WithTimeout(context.Background(), cfg.Linger)
+	defer cancel()
+	h.mu.Lock()
+	procs := append([]*proc(nil), h.procs...)
+	h.mu.Unlock()
+	isCurrent := make(map[*proc]bool)
+	for _, p := range current {
+		isCurrent[p] = true
+	}
+	for _, p := range procs {
+		if isCurrent[p] {
+			continue
+		}
+		select {
+		case <-p.exited:
+		case <-lingerCtx.Done():
+			res.Stuck++
+			h.problem("%s (pid %d) still running %v after the load ended", p.name, p.cmd.Process.Pid, cfg.Linger)
+		}
+	}
+	h.mu.Lock()
+	res.Problems = append(res.Problems, h.notes...)
+	h.mu.Unlock()
+	return res, nil
+}
+
+// stopAll ends every process still running: SIGTERM, then SIGKILL after
+// Linger, the time a server is given to leave anyway.
+func (h *harness) stopAll() {
+	h.mu.Lock()
+	procs := append([]*proc(nil), h.procs...)
+	h.mu.Unlock()
+	for _, p := range procs {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Linger)
+	defer cancel()
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+		case <-ctx.Done():
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	}
+}

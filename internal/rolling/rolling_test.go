@@ -1,0 +1,130 @@
+package rolling_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/rolling"
+)
+
+// The test binary doubles as the server: a plain reuseport HTTP server that
+// leaves on SIGTERM, or, with ROLLING_TEST_STUBBORN, never leaves.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("ROLLING_TEST_SERVE"); addr != "" {
+		serve(addr, os.Getenv("ROLLING_TEST_STUBBORN") != "")
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func serve(addr string, stubborn bool) {
+	ln, err := reuseport.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		os.Exit(1)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "pid=%d\n", os.Getpid())
+	})}
+	go srv.Serve(ln)
+	fmt.Fprintln(os.Stderr, "serving")
+	deadline := time.After(time.Minute) // bound a server the harness forgot
+	for {
+		select {
+		case <-sigs:
+			if stubborn {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+			return
+		case <-deadline:
+			return
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := reuseport.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func command(addr string, env ...string) func(w, g int) *exec.Cmd {
+	return func(w, g int) *exec.Cmd {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), append(env, "ROLLING_TEST_SERVE="+addr)...)
+		return cmd
+	}
+}
+
+func TestSignalModeReplacesWorkers(t *testing.T) {
+	addr := freeAddr(t)
+	var log strings.Builder
+	res, err := rolling.Run(context.Background(), rolling.Config{
+		Command:   command(addr),
+		ReadyLine: "serving",
+		Mode:      rolling.Signal,
+		Interval:  200 * time.Millisecond,
+		Load:      loadgen.Config{Addr: addr, Clients: 4, Duration: 1500 * time.Millisecond},
+		Log:       &log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	if len(res.Restarts) < 4 {
+		t.Errorf("%d restarts in 1.5s at one per 200ms, want at least 4\n%s", len(res.Restarts), log.String())
+	}
+	if res.Stuck != 0 || len(res.Problems) != 0 {
+		t.Errorf("servers that leave on SIGTERM were reported stuck or failing: %s\n%s", res, log.String())
+	}
+	if len(res.Load.PIDs()) < 3 {
+		t.Errorf("responses came from %d processes, want the replacements to serve too", len(res.Load.PIDs()))
+	}
+}
+
+func TestHandoffModeReportsStuckPredecessors(t *testing.T) {
+	addr := freeAddr(t)
+	res, err := rolling.Run(context.Background(), rolling.Config{
+		Command:   command(addr, "ROLLING_TEST_STUBBORN=1"),
+		ReadyLine: "serving",
+		Mode:      rolling.Handoff, // nobody tells the old ones to go, and they never do
+		Workers:   1,
+		Interval:  200 * time.Millisecond,
+		Linger:    300 * time.Millisecond,
+		Load:      loadgen.Config{Addr: addr, Clients: 2, Duration: 700 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stuck == 0 || res.Stuck != len(res.Restarts) {
+		t.Fatalf("every predecessor stays, so stuck (%d) should equal restarts (%d)", res.Stuck, len(res.Restarts))
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	if _, err := rolling.Run(context.Background(), rolling.Config{ReadyLine: "x", Load: loadgen.Config{Duration: time.Second}}); err == nil {
+		t.Error("no Command accepted")
+	}
+	if _, err := rolling.Run(context.Background(), rolling.Config{Command: command("127.0.0.1:1"), ReadyLine: "x"}); err == nil {
+		t.Error("no Load.Duration accepted")
+	}
+}
