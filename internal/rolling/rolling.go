@@ -8,6 +8,8 @@
 //   - Signal: start the successor (a fresh bind on the shared port), wait
 //     until it serves, then SIGTERM the predecessor, as a plain reuseport
 //     deploy does.
+//   - Crash: SIGKILL the predecessor, then start the successor: what a
+//     crash and a supervisor's restart look like to the clients.
 package rolling
 
 import (
@@ -31,11 +33,15 @@ type Mode int
 const (
 	Handoff Mode = iota // the predecessor leaves by itself after the successor is ready
 	Signal              // the harness sends SIGTERM to the predecessor once the successor is ready
+	Crash               // the harness sends SIGKILL to the predecessor, then starts the successor
 )
 
 func (m Mode) String() string {
-	if m == Signal {
+	switch m {
+	case Signal:
 		return "signal"
+	case Crash:
+		return "crash"
 	}
 	return "handoff"
 }
@@ -225,6 +231,10 @@ loop:
 		}
 		w := (gen - 1) % cfg.Workers
 		old := current[w]
+		if cfg.Mode == Crash {
+			old.cmd.Process.Kill()
+			<-old.exited
+		}
 		next, err := h.start(w, gen)
 		if err != nil {
 			h.problem("starting w%d.g%d: %v", w, gen, err)

@@ -128,3 +128,22 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("no Load.Duration accepted")
 	}
 }
+
+func TestCrashModeKillsAndReplaces(t *testing.T) {
+	addr := freeAddr(t)
+	res, err := rolling.Run(context.Background(), rolling.Config{
+		Command:   command(addr),
+		ReadyLine: "serving",
+		Mode:      rolling.Crash,
+		Workers:   3,
+		Interval:  200 * time.Millisecond,
+		Load:      loadgen.Config{Addr: addr, Clients: 4, Duration: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	if len(res.Restarts) < 3 || res.Stuck != 0 || len(res.Problems) != 0 {
+		t.Fatalf("want at least 3 clean replacements of killed workers: %s", res)
+	}
+}
