@@ -13,6 +13,8 @@
 // kernel hashes each new connection to one socket of the group. macOS, OpenBSD,
 // NetBSD and AIX let sockets share a port but hand every new TCP connection to
 // one of them; [Capabilities] reports which case applies at run time.
+// FreeBSD leaves a dual-stack wildcard socket ("tcp" on ":port") out of its
+// balancing groups, so listen on "tcp4" or "tcp6" there.
 //
 // Where the OS cannot share a port at all (Windows, Plan 9, Solaris and illumos,
 // js/wasm, wasip1) every function returns an error that wraps

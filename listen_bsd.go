@@ -9,11 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// setReusePort sets SO_REUSEPORT, and SO_REUSEPORT_LB where it exists
-// (FreeBSD 12+), which makes the kernel balance connections across the group
-// rather than merely allow duplicate binds. SO_REUSEADDR goes on stream
+// setReusePort sets SO_REUSEPORT, and on a listening socket SO_REUSEPORT_LB
+// where it exists (FreeBSD 12+), which makes the kernel balance connections
+// across the group rather than merely allow duplicate binds; recent FreeBSD
+// refuses connect(2) on a socket that has it. SO_REUSEADDR goes on stream
 // sockets only, as on Linux: on UDP it changes who may bind the port.
-func setReusePort(fd uintptr, stream bool) error {
+func setReusePort(fd uintptr, stream, listening bool) error {
 	if stream {
 		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
@@ -22,7 +23,7 @@ func setReusePort(fd uintptr, stream bool) error {
 	if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 		return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
 	}
-	if soReusePortLB >= 0 {
+	if listening && soReusePortLB >= 0 {
 		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, soReusePortLB, 1); err != nil {
 			return os.NewSyscallError("setsockopt SO_REUSEPORT_LB", err)
 		}

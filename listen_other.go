@@ -8,7 +8,7 @@ import "runtime"
 // SO_REUSEPORT (x/sys/unix defines none for Solaris or illumos). Windows has
 // SO_REUSEADDR, but it lets any process take over a port in use, so it is
 // never set here.
-func setReusePort(uintptr, bool) error { return errUnsupportedOS(runtime.GOOS) }
+func setReusePort(uintptr, bool, bool) error { return errUnsupportedOS(runtime.GOOS) }
 
 func setFastOpen(uintptr, int) error { return errLinuxOnly("TCP_FASTOPEN", runtime.GOOS) }
 

@@ -21,7 +21,7 @@ func probeSetReusePort() error {
 		return err
 	}
 	defer unix.Close(fd)
-	return setReusePort(uintptr(fd), true)
+	return setReusePort(uintptr(fd), true, true)
 }
 
 func probeSocket(family int) (int, error) {

@@ -36,11 +36,17 @@ func ListenGroup(network, address string, n int) ([]net.Listener, error) {
 // [net.ListenConfig.Control] and [net.Dialer.Control]: use it in a Dialer to
 // connect out from a local port that listeners already hold.
 //
+// Control sets only what is safe on a socket that will connect, because it
+// cannot tell a dialer from a listener. On FreeBSD that leaves out
+// SO_REUSEPORT_LB (connect(2) fails with EOPNOTSUPP on such a socket), so a
+// listener made with Control alone shares its port without balancing; the
+// Listen functions of this package set it.
+//
 // On an OS that cannot share ports it returns an error that wraps
 // [errors.ErrUnsupported].
 func Control(network, address string, c syscall.RawConn) error {
 	var sockErr error
-	if err := c.Control(func(fd uintptr) { sockErr = setReusePort(fd, isStream(network)) }); err != nil {
+	if err := c.Control(func(fd uintptr) { sockErr = setReusePort(fd, isStream(network), false) }); err != nil {
 		return err
 	}
 	return sockErr
@@ -162,7 +168,7 @@ func (lc *ListenConfig) netListenConfig(stream bool) net.ListenConfig {
 	nlc.Control = func(network, address string, c syscall.RawConn) error {
 		var sockErr error
 		err := c.Control(func(fd uintptr) {
-			if sockErr = setReusePort(fd, stream); sockErr != nil {
+			if sockErr = setReusePort(fd, stream, true); sockErr != nil {
 				return
 			}
 			if stream && fastOpen > 0 {
