@@ -118,7 +118,7 @@ func (lc *ListenConfig) ListenPacketGroup(ctx context.Context, network, address 
 
 type closer interface{ Close() error }
 
-// listenAddr is satisfied by net.Listener (Addr) and net.PacketConn (LocalAddr).
+// localAddr is the address of a net.Listener (Addr) or net.PacketConn (LocalAddr).
 func localAddr(s closer) net.Addr {
 	switch s := s.(type) {
 	case net.Listener:
@@ -133,10 +133,6 @@ func listenGroup[S closer](ctx context.Context, network, address string, n int, 
 	if n < 1 {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("reuseport: a group needs at least one socket, not %d", n)}
 	}
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
-	}
 	group := make([]S, 0, n)
 	for len(group) < n {
 		s, err := listen(ctx, network, address)
@@ -147,14 +143,10 @@ func listenGroup[S closer](ctx context.Context, network, address string, n int, 
 			return nil, err
 		}
 		if len(group) == 0 {
-			// Join the port the first bind got, which differs from the
-			// requested one when that was 0 or a service name.
-			_, port, err := net.SplitHostPort(localAddr(s).String())
-			if err != nil {
-				s.Close()
-				return nil, &net.OpError{Op: "listen", Net: network, Err: err}
-			}
-			address = net.JoinHostPort(host, port)
+			// Join the address the first bind got: its port differs from the
+			// requested one when that was 0 or a service name, and a host
+			// name need not resolve to the same address twice.
+			address = localAddr(s).String()
 		}
 		group = append(group, s)
 	}
