@@ -260,6 +260,9 @@ func (c Capability) String() string {
 		return "shares ports and balances connections"
 	case c.Share:
 		return "shares ports without balancing: one socket takes every new connection"
+	case c.Err == nil:
+		// The zero Capability: printing one must not panic.
+		return "cannot share ports"
 	default:
 		return "cannot share ports: " + c.Err.Error()
 	}
