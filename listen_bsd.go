@@ -4,7 +4,6 @@ package reuseport
 
 import (
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,10 +29,6 @@ func setReusePort(fd uintptr, stream, listening bool) error {
 	}
 	return nil
 }
-
-func setFastOpen(uintptr, int) error { return errLinuxOnly("TCP_FASTOPEN", runtime.GOOS) }
-
-func setDeferAccept(uintptr, int) error { return errLinuxOnly("TCP_DEFER_ACCEPT", runtime.GOOS) }
 
 func probe() Capability {
 	if err := probeSetReusePort(); err != nil {

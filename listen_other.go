@@ -2,7 +2,11 @@
 
 package reuseport
 
-import "runtime"
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
 
 // Windows, Plan 9, Solaris and illumos, js/wasm and wasip1 have no
 // SO_REUSEPORT (x/sys/unix defines none for Solaris or illumos). Windows has
@@ -10,8 +14,9 @@ import "runtime"
 // never set here.
 func setReusePort(uintptr, bool, bool) error { return errUnsupportedOS(runtime.GOOS) }
 
-func setFastOpen(uintptr, int) error { return errLinuxOnly("TCP_FASTOPEN", runtime.GOOS) }
-
-func setDeferAccept(uintptr, int) error { return errLinuxOnly("TCP_DEFER_ACCEPT", runtime.GOOS) }
-
 func probe() Capability { return Capability{Err: errUnsupportedOS(runtime.GOOS)} }
+
+// errUnsupportedOS is what every call returns where ports cannot be shared.
+func errUnsupportedOS(goos string) error {
+	return fmt.Errorf("reuseport: sockets cannot share a port on %s: %w", goos, errors.ErrUnsupported)
+}

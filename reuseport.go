@@ -279,13 +279,3 @@ var probeOnce = sync.OnceValue(probe)
 // isStream tells TCP networks from UDP ones in a Control func, which sees the
 // resolved network ("tcp4", "udp6", ...).
 func isStream(network string) bool { return strings.HasPrefix(network, "tcp") }
-
-// errLinuxOnly reports a TCP tuning option this OS lacks.
-func errLinuxOnly(option, goos string) error {
-	return fmt.Errorf("reuseport: %s is set on Linux only, not on %s: %w", option, goos, errors.ErrUnsupported)
-}
-
-// errUnsupportedOS is what every call returns where ports cannot be shared.
-func errUnsupportedOS(goos string) error {
-	return fmt.Errorf("reuseport: sockets cannot share a port on %s: %w", goos, errors.ErrUnsupported)
-}

@@ -61,7 +61,8 @@ func Isolate(t testing.TB) (parent bool) {
 		args = append(args, "-test.timeout="+time.Until(d).Round(time.Second).String())
 	}
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envChild+"="+t.Name())
+	// The race runtime sleeps a second at exit unless told not to.
+	cmd.Env = append(os.Environ(), envChild+"="+t.Name(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.SysProcAttr = sysProcAttr()
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
