@@ -63,6 +63,15 @@ func start(t testing.TB, path string, log *logSink) *handoff.Handoff {
 	return h
 }
 
+// startErr returns what Start returns, closing the Handoff if any.
+func startErr(path string) error {
+	h, err := handoff.Start(context.Background(), handoff.Config{Path: path, Timeout: time.Second})
+	if h != nil {
+		h.Close()
+	}
+	return err
+}
+
 func listen(t testing.TB, h *handoff.Handoff, network, address string) net.Listener {
 	t.Helper()
 	ln, err := h.Listen(network, address)
