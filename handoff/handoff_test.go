@@ -138,8 +138,24 @@ func waitDone(t testing.TB, h *handoff.Handoff) {
 	}
 }
 
-// openFDs counts this process's open descriptors.
+// openFDs counts this process's open descriptors, once the count has held
+// still for a moment: descriptors of earlier tests (pipes of processes
+// being reaped) may still be closing.
 func openFDs(t testing.TB) int {
+	t.Helper()
+	n := countFDs(t)
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		m := countFDs(t)
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	return n
+}
+
+func countFDs(t testing.TB) int {
 	t.Helper()
 	for _, dir := range []string{"/proc/self/fd", "/dev/fd"} {
 		if ents, err := os.ReadDir(dir); err == nil {
@@ -151,20 +167,32 @@ func openFDs(t testing.TB) int {
 }
 
 // settleFDs waits, boundedly, for the descriptor count to come back to want
-// (a predecessor finishes with a peer asynchronously) and fails if it does not.
+// (a predecessor finishes with a peer asynchronously) and fails if it does
+// not. Fewer is fine: a descriptor of an earlier test may have closed.
 func settleFDs(t testing.TB, want int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := openFDs(t)
-		if got == want {
+		got := countFDs(t)
+		if got <= want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d descriptors open, want %d", got, want)
+			t.Fatalf("%d descriptors open, want %d:\n%s", got, want, listFDs())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// listFDs describes the open descriptors, for failure messages.
+func listFDs() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var b strings.Builder
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fmt.Fprintf(&b, "  %s -> %s\n", e.Name(), target)
+	}
+	return b.String()
 }
 
 func countRights(oob []byte) int {

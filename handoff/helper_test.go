@@ -243,20 +243,19 @@ func runHello() int {
 	defer c.Close()
 	uc := c.(*net.UnixConn)
 	uc.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := uc.Write(handoff.HelloFrame(handoff.MinVersion, handoff.MaxVersion)); err != nil {
-		emit(event{Ev: "error", Msg: err.Error()})
-		return 1
-	}
+	// A predecessor that refuses may close before reading the hello, so a
+	// failed write is no failure: what matters is what comes back.
+	uc.Write(handoff.HelloFrame(handoff.MinVersion, handoff.MaxVersion))
 	buf, oob := make([]byte, 4096), make([]byte, 4096)
 	var got []byte
 	fds := 0
 	for {
 		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
-		got = append(got, buf[:n]...)
-		fds += countRights(oob[:oobn])
-		if err != nil || n == 0 {
+		if err != nil || n <= 0 {
 			break
 		}
+		got = append(got, buf[:n]...)
+		fds += countRights(oob[:oobn])
 	}
 	emit(event{Ev: "result", Refused: len(got) > 0 && got[0] == handoff.MsgRefuse, FDs: fds, Msg: string(got)})
 	return 0

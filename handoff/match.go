@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 )
 
 // request is what a Listen or ListenPacket call asks for, in the terms a
@@ -100,6 +99,3 @@ func (r request) matches(s sockInfo) bool {
 	}
 	return r.port == 0 || r.port == s.addr.Port()
 }
-
-// isStream tells "tcp…" networks from the others.
-func isStream(network string) bool { return strings.HasPrefix(network, "tcp") }

@@ -67,6 +67,9 @@ func (h *Handoff) handOver(c *net.UnixConn) bool {
 	if err == nil {
 		m, err = parseHello(p)
 	}
+	if isTimeout(err) {
+		err = fmt.Errorf("no hello within %v", h.cfg.Timeout)
+	}
 	if err != nil {
 		h.logf("ignoring a peer on %s: %v", h.cfg.Path, err)
 		return false

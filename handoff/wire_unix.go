@@ -131,14 +131,14 @@ func (w *wire) writeFrame(t msgType, payload []byte, fd int) error {
 	return err
 }
 
-// readFrame reads one frame, closing any descriptor that came with it:
+// readPlainFrame reads one frame, closing any descriptor that came with it:
 // only the successor ever receives descriptors, and only in socket messages.
 func (w *wire) readPlainFrame() (msgType, []byte, error) {
 	t, p, err := readFrame(w)
 	if len(w.fds) > 0 {
 		w.closeFDs()
 		if err == nil {
-			err = protocolErrorf("a %v message came with descriptors", t)
+			err = protocolErrorf("%v came with descriptors", t)
 		}
 	}
 	return t, p, err
