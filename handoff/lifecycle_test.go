@@ -222,3 +222,44 @@ func TestMatching(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestCloseWhileSuccessorStarts closes a serving process while a successor
+// holds the lock and is about to rename its own socket over Path: Close
+// must remove neither Path nor the successor's temporary socket. Once no
+// successor is on its way, Close removes Path, which is still its own.
+func TestCloseWhileSuccessorStarts(t *testing.T) {
+	path := sockPath(t)
+	p := start(t, path, newLog(t, "pred"))
+	listen(t, p, "tcp", "127.0.0.1:0")
+	ready(t, p)
+
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".new", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + ".new"} {
+		if _, err := os.Lstat(f); err != nil {
+			t.Errorf("Close removed %s while a successor held the lock: %v", f, err)
+		}
+	}
+	lock.Close()
+
+	q := start(t, path, newLog(t, "next"))
+	ready(t, q)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Close left its own Path: %v", err)
+	}
+}
