@@ -102,10 +102,12 @@ func (fx *receiveFixture) run(t *testing.T, data []byte, nfds uint8, split uint1
 	data = bytes.ReplaceAll(data, []byte(fuzzAddr), []byte(fx.addr))
 	before := countFDs(t)
 
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	unix.CloseOnExec(pair[0])
+	unix.CloseOnExec(pair[1])
 	k := int(split) % (len(data) + 1)
 	if k > 0 {
 		if _, err := unix.Write(pair[1], data[:k]); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -73,7 +74,7 @@ type Socket struct {
 }
 
 // Handoff holds the state of one process in a line of successive servers.
-// Its methods are safe for concurrent use.
+// [Start] makes one; its methods are safe for concurrent use.
 type Handoff struct {
 	cfg                    Config
 	minVersion, maxVersion uint16
@@ -130,6 +131,9 @@ func start(ctx context.Context, cfg Config, lo, hi uint16) (*Handoff, error) {
 	switch {
 	case cfg.Path == "":
 		return nil, errors.New("handoff: Config.Path is empty")
+	case cfg.Path[0] == '@' || strings.IndexByte(cfg.Path, 0) >= 0:
+		// An abstract socket has no file to rename or lock beside.
+		return nil, fmt.Errorf("handoff: Config.Path %q must name a file, not an abstract socket", cfg.Path)
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("handoff: Config.Timeout must not be negative, got %v", cfg.Timeout)
 	case cfg.Timeout == 0:

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -171,15 +172,15 @@ func readAllFDs(t *testing.T, c *net.UnixConn, quiet time.Duration) int {
 // sendWithFDs sends b with n descriptors (of a pipe) attached.
 func sendWithFDs(t *testing.T, c *net.UnixConn, b []byte, n int) {
 	t.Helper()
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+	r, w, err := os.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(p[0])
-	defer unix.Close(p[1])
+	defer r.Close()
+	defer w.Close()
 	fds := make([]int, n)
 	for i := range fds {
-		fds[i] = p[i%2]
+		fds[i] = int(r.Fd())
 	}
 	if _, _, err := c.WriteMsgUnix(b, unix.UnixRights(fds...), nil); err != nil && !errors.Is(err, unix.ETOOMANYREFS) {
 		t.Fatalf("sending %d descriptors: %v", n, err)

@@ -22,6 +22,7 @@ func TestStartBadConfig(t *testing.T) {
 		"no path":          {},
 		"negative timeout": {Path: sockPath(t), Timeout: -time.Second},
 		"path too long":    {Path: "/tmp/" + strings.Repeat("x", 120)},
+		"abstract socket":  {Path: "@handoff"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h, err := handoff.Start(context.Background(), cfg)
