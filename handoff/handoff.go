@@ -117,9 +117,11 @@ type claimed struct {
 // Start begins the life of a server process. It takes the sockets systemd
 // passed, if any, then asks a predecessor serving on cfg.Path, if any, for
 // its sockets. A predecessor that dies, stalls or answers garbage is
-// logged and the process goes on with fresh sockets; Start fails only on
-// bad input, a cancelled ctx, a Path owned by another user, or when
-// another successor holds the lock for longer than the Timeout.
+// logged and the process goes on with fresh sockets. Start fails on bad
+// input, a cancelled ctx, a Path it cannot use (in a directory it cannot
+// write, not a socket, or served by another user: the error then wraps
+// [os.ErrPermission]), or when another successor holds the lock for
+// longer than the Timeout.
 //
 // The caller must then call Listen and ListenPacket for each socket it
 // serves, start serving, and call Ready.
@@ -161,19 +163,20 @@ func start(ctx context.Context, cfg Config, lo, hi uint16) (*Handoff, error) {
 // socket options set when it was bound stay, but the KeepAlive settings
 // and Control function of Config.ListenConfig do not apply to it.
 func (h *Handoff) Listen(network, address string) (net.Listener, error) {
-	return listen(h, network, address, net.FileListener, h.cfg.ListenConfig.Listen)
+	return listen(h, "tcp", network, address, net.FileListener, h.cfg.ListenConfig.Listen)
 }
 
 // ListenPacket is Listen for "udp", "udp4" and "udp6". Datagrams already
 // queued on an inherited socket are read by whichever process reads first.
 func (h *Handoff) ListenPacket(network, address string) (net.PacketConn, error) {
-	return listen(h, network, address, net.FilePacketConn, h.cfg.ListenConfig.ListenPacket)
+	return listen(h, "udp", network, address, net.FilePacketConn, h.cfg.ListenConfig.ListenPacket)
 }
 
-func listen[S any](h *Handoff, network, address string, fromFile func(*os.File) (S, error),
+// listen is Listen and ListenPacket, for sockets of proto ("tcp" or "udp").
+func listen[S any](h *Handoff, proto, network, address string, fromFile func(*os.File) (S, error),
 	fresh func(context.Context, string, string) (S, error)) (S, error) {
 	var zero S
-	c, err := h.take(network, address)
+	c, err := h.take(proto, network, address)
 	if err != nil {
 		return zero, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
@@ -184,6 +187,7 @@ func listen[S any](h *Handoff, network, address string, fromFile func(*os.File) 
 		c.file.Close() // fromFile made its own descriptor
 		origin, name = c.origin, c.name
 	} else {
+		// This also reports a network of the wrong kind.
 		s, err = fresh(context.Background(), network, address)
 	}
 	if err != nil {
@@ -198,16 +202,16 @@ func listen[S any](h *Handoff, network, address string, fromFile func(*os.File) 
 	return s, nil
 }
 
-// take removes and returns the first offered socket that can stand in for
-// (network, address), or nil.
-func (h *Handoff) take(network, address string) (*candidate, error) {
+// take removes and returns the first offered socket of proto that can
+// stand in for (network, address), or nil.
+func (h *Handoff) take(proto, network, address string) (*candidate, error) {
 	req, ok := parseRequest(network, address)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.state == closed {
 		return nil, errClosed
 	}
-	if !ok {
+	if !ok || req.proto != proto {
 		return nil, nil
 	}
 	for i, c := range h.offered {

@@ -158,16 +158,23 @@ func TestUnclaimedClosedAtReady(t *testing.T) {
 	keep := listen(t, p, "tcp", "127.0.0.1:0")
 	drop := listen(t, p, "tcp", "127.0.0.1:0")
 	gone := listen(t, p, "tcp", "127.0.0.1:0")
+	udpAddr := listenPacket(t, p, "udp", "127.0.0.1:0").LocalAddr().String()
 	ready(t, p)
 	gone.Close()
 
 	s := start(t, path, newLog(t, "succ"))
 	listen(t, s, "tcp", keep.Addr().String())
 	wantOrigins(t, s, handoff.Inherited)
+	// A call of the wrong kind fails, without using up the socket.
+	if _, err := s.Listen("udp", udpAddr); err == nil {
+		t.Fatal("Listen accepted udp")
+	}
+	listenPacket(t, s, "udp", udpAddr)
+	wantOrigins(t, s, handoff.Inherited, handoff.Inherited)
 	if _, err := s.Listen("tcp", gone.Addr().String()); err != nil {
 		t.Fatalf("fresh bind of the closed listener's address: %v", err)
 	}
-	wantOrigins(t, s, handoff.Inherited, handoff.Fresh)
+	wantOrigins(t, s, handoff.Inherited, handoff.Inherited, handoff.Fresh)
 	ready(t, s)
 	waitDone(t, p)
 	keep.Close()
