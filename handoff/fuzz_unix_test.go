@@ -169,3 +169,72 @@ func countFDs(t testing.TB) int {
 	t.Skip("cannot count descriptors")
 	return 0
 }
+
+// FuzzPredecessor sends arbitrary bytes, with nfds descriptors attached,
+// to a predecessor's side of an exchange. It must never panic, never leave
+// a descriptor open, and report a takeover only after a hello and a ready.
+func FuzzPredecessor(f *testing.F) {
+	hl := appendFrame(nil, msgHello, hello{minVersion: 1, maxVersion: 1, pid: 1}.append(nil))
+	rd := appendFrame(nil, msgReady, nil)
+	f.Add(append(hl, rd...), uint8(0))
+	f.Add(hl, uint8(0))
+	f.Add(append(hl, rd...), uint8(1))
+	f.Add(appendFrame(nil, msgHello, hello{minVersion: 2, maxVersion: 9}.append(nil)), uint8(0))
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), uint8(2))
+
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer pc.Close()
+	h := &Handoff{cfg: Config{Timeout: time.Second}, minVersion: minVersion, maxVersion: maxVersion, done: make(chan struct{})}
+	if err := h.track(pc, Socket{Network: "udp4", Addr: pc.LocalAddr()}); err != nil {
+		f.Fatal(err)
+	}
+
+	f.Fuzz(func(t *testing.T, data []byte, nfds uint8) {
+		if len(data) > 16<<10 {
+			return
+		}
+		before := countFDs(t)
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.CloseOnExec(pair[0])
+		unix.CloseOnExec(pair[1])
+		var rights []byte
+		if n := int(nfds % 4); n > 0 && len(data) > 0 {
+			fds := make([]int, n)
+			for i := range fds {
+				fds[i] = pair[1]
+			}
+			rights = unix.UnixRights(fds...)
+		}
+		if len(data) > 0 {
+			if err := unix.Sendmsg(pair[1], data, rights, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The predecessor reads EOF after data, and may still write.
+		unix.Shutdown(pair[1], unix.SHUT_WR)
+
+		f := os.NewFile(uintptr(pair[0]), "predecessor")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := h.handOver(c.(*net.UnixConn))
+		unix.Close(pair[1])
+		if took && !bytes.HasPrefix(data, hl[:3+len(protocolMagic)]) {
+			t.Fatalf("a takeover after %q", data)
+		}
+		if !took && nfds%4 == 0 && bytes.Equal(data, append(hl, rd...)) {
+			t.Fatal("a valid hello and ready did not take over")
+		}
+		if after := countFDs(t); after != before {
+			t.Fatalf("%d descriptors open after the exchange, %d before", after, before)
+		}
+	})
+}

@@ -98,10 +98,10 @@ func flock(f *os.File, how int) error {
 	return ferr
 }
 
-// inherit asks the process on Path for its sockets. Only a Path served by
-// another user, or a cancelled ctx, is an error: a predecessor that is
+// inherit asks the process on Path for its sockets. A predecessor that is
 // absent, dead, stalled, incompatible or broken leaves this process to
-// bind fresh sockets.
+// bind fresh sockets; a Path that cannot be used, or is served by another
+// user, and a cancelled ctx are errors.
 func (h *Handoff) inherit(ctx context.Context) error {
 	path := h.cfg.Path
 	d := net.Dialer{Timeout: h.cfg.Timeout}
@@ -131,7 +131,7 @@ func (h *Handoff) inherit(ctx context.Context) error {
 	uc := c.(*net.UnixConn)
 	if err := checkPeer(uc); err != nil {
 		uc.Close()
-		return fmt.Errorf("handoff: %s is served by another user: %w", path, err)
+		return fmt.Errorf("handoff: the process on %s: %w", path, err)
 	}
 	w, err := newWire(uc)
 	if err != nil {
