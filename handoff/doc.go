@@ -50,7 +50,9 @@
 // LOCAL_PEERCRED, and the successor checks the predecessor's the same way,
 // failing Start with an error that wraps [os.ErrPermission] when another
 // user serves Path. The socket file is made mode 0600 whatever the umask.
-// Put Path in a directory only that user can write.
+// Put Path in a directory only that user can write. Processes of the same
+// user are trusted: one that takes the lock, or says hello and then stalls,
+// delays restarts until it exits.
 //
 // # systemd
 //

@@ -118,9 +118,9 @@ type claimed struct {
 // passed, if any, then asks a predecessor serving on cfg.Path, if any, for
 // its sockets. A predecessor that dies, stalls or answers garbage is
 // logged and the process goes on with fresh sockets. Start fails on bad
-// input, a cancelled ctx, a Path it cannot use (in a directory it cannot
-// write, not a socket, or served by another user: the error then wraps
-// [os.ErrPermission]), or when another successor holds the lock for
+// input, a cancelled ctx, a Path it cannot use (not a socket, or in a
+// directory it cannot write), a Path served by another user (the error
+// wraps [os.ErrPermission]), or when another successor holds the lock for
 // longer than the Timeout.
 //
 // The caller must then call Listen and ListenPacket for each socket it
