@@ -1,0 +1,97 @@
+// Package handoff restarts a server without losing a connection: the
+// running process (the predecessor) hands its listening sockets to the
+// process that replaces it (the successor), which need not be its child.
+//
+// Closing a listening socket resets every connection waiting in its accept
+// queue, even when other sockets share its port through SO_REUSEPORT.
+// Handing the socket over instead keeps it open: the successor accepts from
+// the very queue the predecessor stops accepting from, so nothing is lost.
+// The two processes meet on a unix socket at a path of the caller's choice
+// and the sockets travel as SCM_RIGHTS messages; no privilege is needed.
+//
+// # Life of a server
+//
+//	h, err := handoff.Start(ctx, handoff.Config{Path: "/run/myserver/handoff.sock"})
+//	...
+//	ln, err := h.Listen("tcp", ":8080") // inherited, activated or fresh
+//	go srv.Serve(ln)
+//	if err := h.Ready(); err != nil { ... } // the predecessor, if any, stops accepting
+//	<-h.Done()                             // a successor is serving
+//	srv.Shutdown(ctx)                      // stop accepting, finish what was accepted
+//
+// Start takes a lock that makes successors take turns, asks the process
+// serving on Path for its sockets, and keeps the connection to it open.
+// Listen and ListenPacket claim a received socket that matches what they
+// are asked for, else bind a fresh one that shares the port (see
+// [reuseport.ListenConfig]). Ready closes the received sockets nobody
+// claimed, puts the process's own socket in place of Path with an atomic
+// rename, tells the predecessor to stop accepting, and releases the lock.
+// From then on the process answers its own successor.
+//
+// # Failures
+//
+// A restart never fails for want of a predecessor. When none answers on
+// Path (first start, or the predecessor crashed), or the predecessor dies,
+// stalls past Config.Timeout, speaks another protocol version or sends
+// garbage, the successor logs why and binds fresh sockets; these join the
+// predecessor's reuseport group, so the port is never left without a
+// listener. A predecessor that is still alive then keeps serving until
+// something else stops it: nobody told it to stop.
+//
+// A successor that dies, or fails Ready, before telling the predecessor it
+// serves changes nothing for the predecessor: its sockets were only copied,
+// and it goes on serving and answering on Path. Nothing a peer sends can
+// stop it serving or leak a descriptor.
+//
+// # Security
+//
+// Only a process of the same effective user may take the sockets: the
+// predecessor checks the uid of every peer on Path with SO_PEERCRED or
+// LOCAL_PEERCRED, and the successor checks the predecessor's the same way,
+// failing Start with an error that wraps [os.ErrPermission] when another
+// user serves Path. The socket file is made mode 0600 whatever the umask.
+// Put Path in a directory only that user can write. Processes of the same
+// user are trusted: one that takes the lock, or says hello and then stalls,
+// delays restarts until it exits.
+//
+// # systemd
+//
+// Start also takes sockets passed by systemd socket activation (LISTEN_PID,
+// LISTEN_FDS, LISTEN_FDNAMES), and unsets those variables. Listen and
+// ListenPacket prefer an inherited socket, then an activated one, matched
+// by its real local address. A .socket unit keeps its sockets open in
+// systemd itself, across crashes and restarts of the service: connections
+// that arrive while no process serves wait in the queue. Handing over
+// between generations still matters there, for the connections the old
+// process would otherwise drop when it stops.
+//
+// # Protocol
+//
+// Every message is a frame: one type byte, a big-endian uint16 payload
+// length (at most 512), the payload. Strings are prefixed by a one-byte
+// length.
+//
+//	hello   (successor → predecessor): "reuseport-handoff", min and max
+//	        protocol version (uint16 each), pid (uint32)
+//	offer   (predecessor → successor): chosen version (uint16), pid
+//	        (uint32), number of sockets n (uint16, at most 1024)
+//	socket  (predecessor → successor, n times): network ("tcp4", "tcp6",
+//	        "tcp" for dual-stack IPv6, likewise "udp…") and local address
+//	        ("127.0.0.1:8080"); the descriptor rides on the frame as
+//	        SCM_RIGHTS
+//	refuse  (predecessor → successor, instead of an offer): code (1 no
+//	        common version, 2 another user, 3 too many sockets) and text
+//	ready   (successor → predecessor, empty): sent once the successor's
+//	        own socket is at Path
+//
+// The successor checks every descriptor it receives with getsockname,
+// SO_TYPE, SO_ACCEPTCONN and IPV6_V6ONLY against what the message says,
+// and receives them close-on-exec. Each step is bounded by Config.Timeout,
+// except the wait for ready, which lasts while the successor lives.
+//
+// # Platforms
+//
+// Linux, macOS and FreeBSD. Elsewhere [Start] returns an error that wraps
+// [errors.ErrUnsupported] and names the OS: golang.org/x/sys exposes no way
+// to learn a unix socket peer's user there, and the check is never skipped.
+package handoff

@@ -1,0 +1,30 @@
+package handoff
+
+import (
+	"context"
+	"os"
+)
+
+// StartVersions is Start for a process that speaks protocol versions lo to hi.
+func StartVersions(ctx context.Context, cfg Config, lo, hi uint16) (*Handoff, error) {
+	return start(ctx, cfg, lo, hi)
+}
+
+// SetHook makes a predecessor call f at each stage of an exchange
+// ("hello", "offered"). Set it before Ready.
+func SetHook(h *Handoff, f func(stage string)) { h.hook = f }
+
+// HelloFrame is the first frame a successor speaking versions lo to hi sends.
+func HelloFrame(lo, hi uint16) []byte {
+	return appendFrame(nil, msgHello, hello{minVersion: lo, maxVersion: hi, pid: uint32(os.Getpid())}.append(nil))
+}
+
+// ReadyFrame is the frame a successor sends once it serves.
+func ReadyFrame() []byte { return appendFrame(nil, msgReady, nil) }
+
+const (
+	MinVersion = minVersion
+	MaxVersion = maxVersion
+	MsgRefuse  = byte(msgRefuse)
+	MsgOffer   = byte(msgOffer)
+)

@@ -1,0 +1,342 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/b93f8b21/reuseport"
+)
+
+// Config configures [Start]. Only Path is required.
+type Config struct {
+	// Path is the unix socket where a serving process waits for its
+	// successor. Every generation of a server must use the same Path. It
+	// should be in a directory only the server's user can write, such as
+	// $XDG_RUNTIME_DIR or a systemd RuntimeDirectory. Next to it live
+	// Path+".lock", which is never removed, and, briefly, Path+".new".
+	Path string
+
+	// ListenConfig makes the sockets that are neither inherited nor
+	// activated. Nil means the zero value.
+	ListenConfig *reuseport.ListenConfig
+
+	// Timeout bounds each step of a handoff: the wait for the lock
+	// that serializes successors, the exchange with the predecessor, and
+	// telling it to stop. It must exceed the time a successor takes from
+	// Start to Ready if successors may overlap. Zero means 5 seconds.
+	Timeout time.Duration
+
+	// Logf, if set, receives a line for every decision worth knowing
+	// about: where each socket came from, and why a handoff fell back to
+	// fresh sockets.
+	Logf func(format string, args ...any)
+}
+
+const defaultTimeout = 5 * time.Second
+
+// Origin says where a socket came from.
+type Origin uint8
+
+const (
+	// Fresh sockets were bound by this process.
+	Fresh Origin = iota
+	// Inherited sockets were handed over by the predecessor.
+	Inherited
+	// Activated sockets were passed by systemd socket activation.
+	Activated
+)
+
+func (o Origin) String() string {
+	switch o {
+	case Fresh:
+		return "fresh"
+	case Inherited:
+		return "inherited"
+	case Activated:
+		return "activated"
+	}
+	return fmt.Sprintf("Origin(%d)", uint8(o))
+}
+
+// Socket describes a socket that Listen or ListenPacket returned.
+type Socket struct {
+	Network string   // as passed to Listen or ListenPacket
+	Addr    net.Addr // the local address
+	Origin  Origin
+	Name    string // the systemd FileDescriptorName of an activated socket
+}
+
+// Handoff holds the state of one process in a line of successive servers.
+// [Start] makes one; its methods are safe for concurrent use.
+type Handoff struct {
+	cfg                    Config
+	minVersion, maxVersion uint16
+	hook                   func(stage string) // tests only; see export_test.go
+	done                   chan struct{}
+
+	life sync.Mutex // serializes Ready and Close
+
+	mu      sync.Mutex
+	state   state
+	offered []*candidate // inherited, then activated; not yet claimed
+	claimed []claimed    // what a successor will be offered, in order
+	sys     platform     // the OS-specific half
+}
+
+type state uint8
+
+const (
+	starting state = iota // between Start and Ready
+	serving               // answering successors on Path
+	retired               // a successor has taken over; Done is closed
+	closed
+)
+
+// candidate is a socket this process received and may hand to the
+// application: from the predecessor or from systemd.
+type candidate struct {
+	file   *os.File
+	info   sockInfo // zero if the socket is not a TCP or UDP listener
+	origin Origin
+	name   string
+}
+
+// claimed is a socket returned by Listen or ListenPacket.
+type claimed struct {
+	conn syscall.Conn // reaches the fd to hand over; fails once closed
+	sock Socket
+}
+
+// Start begins the life of a server process. It takes the sockets systemd
+// passed, if any, then asks a predecessor serving on cfg.Path, if any, for
+// its sockets. A predecessor that dies, stalls or answers garbage is
+// logged and the process goes on with fresh sockets. Start fails on bad
+// input, a cancelled ctx, a Path it cannot use (not a socket, or in a
+// directory it cannot write), a Path served by another user (the error
+// wraps [os.ErrPermission]), or when another successor holds the lock for
+// longer than the Timeout.
+//
+// The caller must then call Listen and ListenPacket for each socket it
+// serves, start serving, and call Ready.
+func Start(ctx context.Context, cfg Config) (*Handoff, error) {
+	return start(ctx, cfg, minVersion, maxVersion)
+}
+
+func start(ctx context.Context, cfg Config, lo, hi uint16) (*Handoff, error) {
+	switch {
+	case cfg.Path == "":
+		return nil, errors.New("handoff: Config.Path is empty")
+	case cfg.Path[0] == '@' || strings.IndexByte(cfg.Path, 0) >= 0:
+		// An abstract socket has no file to rename or lock beside.
+		return nil, fmt.Errorf("handoff: Config.Path %q must name a file, not an abstract socket", cfg.Path)
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("handoff: Config.Timeout must not be negative, got %v", cfg.Timeout)
+	case cfg.Timeout == 0:
+		cfg.Timeout = defaultTimeout
+	}
+	if cfg.ListenConfig == nil {
+		cfg.ListenConfig = new(reuseport.ListenConfig)
+	}
+	h := &Handoff{cfg: cfg, minVersion: lo, maxVersion: hi, done: make(chan struct{})}
+	if err := h.start(ctx); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Listen returns a listener for network ("tcp", "tcp4" or "tcp6") and
+// address: the inherited socket that Go would have made for them, else
+// such a socket from systemd, else a fresh one sharing its port (see
+// [reuseport.ListenConfig]). Matching goes by the socket's real local
+// address, so ":8080" matches [::]:8080. Port 0 matches any port, so a
+// port the kernel chose survives restarts; when several sockets match, each
+// call takes the next one in the order the predecessor made them.
+//
+// An inherited or activated listener is rebuilt with [net.FileListener]:
+// socket options set when it was bound stay, but the KeepAlive settings
+// and Control function of Config.ListenConfig do not apply to it.
+func (h *Handoff) Listen(network, address string) (net.Listener, error) {
+	return listen(h, "tcp", network, address, net.FileListener, h.cfg.ListenConfig.Listen)
+}
+
+// ListenPacket is Listen for "udp", "udp4" and "udp6". Datagrams already
+// queued on an inherited socket are read by whichever process reads first.
+func (h *Handoff) ListenPacket(network, address string) (net.PacketConn, error) {
+	return listen(h, "udp", network, address, net.FilePacketConn, h.cfg.ListenConfig.ListenPacket)
+}
+
+// listen is Listen and ListenPacket, for sockets of proto ("tcp" or "udp").
+func listen[S any](h *Handoff, proto, network, address string, fromFile func(*os.File) (S, error),
+	fresh func(context.Context, string, string) (S, error)) (S, error) {
+	var zero S
+	c, err := h.take(proto, network, address)
+	if err != nil {
+		return zero, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	var s S
+	origin, name := Fresh, ""
+	if c != nil {
+		s, err = fromFile(c.file)
+		c.file.Close() // fromFile made its own descriptor
+		origin, name = c.origin, c.name
+	} else {
+		// This also reports a network of the wrong kind.
+		s, err = fresh(context.Background(), network, address)
+	}
+	if err != nil {
+		return zero, err
+	}
+	sock := Socket{Network: network, Addr: localAddr(s), Origin: origin, Name: name}
+	if err := h.track(s, sock); err != nil {
+		closeAny(s)
+		return zero, &net.OpError{Op: "listen", Net: network, Addr: sock.Addr, Err: err}
+	}
+	h.logf("%s %v: %v", network, sock.Addr, origin)
+	return s, nil
+}
+
+// take removes and returns the first offered socket of proto that can
+// stand in for (network, address), or nil.
+func (h *Handoff) take(proto, network, address string) (*candidate, error) {
+	req, ok := parseRequest(network, address)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state == closed {
+		return nil, errClosed
+	}
+	if !ok || req.proto != proto {
+		return nil, nil
+	}
+	for i, c := range h.offered {
+		if c.info.network != "" && req.matches(c.info) {
+			h.offered = append(h.offered[:i], h.offered[i+1:]...)
+			return c, nil
+		}
+	}
+	return nil, nil
+}
+
+func (h *Handoff) track(s any, sock Socket) error {
+	conn, ok := s.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("handoff: a %T cannot be handed over", s)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state == closed {
+		return errClosed
+	}
+	h.claimed = append(h.claimed, claimed{conn: conn, sock: sock})
+	return nil
+}
+
+// Sockets describes the sockets Listen and ListenPacket have returned, in
+// order, for logs and tests.
+func (h *Handoff) Sockets() []Socket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	socks := make([]Socket, len(h.claimed))
+	for i, c := range h.claimed {
+		socks[i] = c.sock
+	}
+	return socks
+}
+
+// Ready says that this process serves on every socket it needs. It closes
+// the inherited and activated sockets no Listen call claimed, makes this
+// process the one that answers on Path, and tells the predecessor, if any,
+// to stop accepting: its [Handoff.Done] channel closes.
+//
+// If Ready fails, this process does not answer on Path and the
+// predecessor keeps serving; the caller should normally exit.
+func (h *Handoff) Ready() error {
+	h.life.Lock()
+	defer h.life.Unlock()
+	h.mu.Lock()
+	st, unclaimed := h.state, h.offered
+	if st == starting {
+		h.offered = nil
+	}
+	h.mu.Unlock()
+	switch st {
+	case closed:
+		return errClosed
+	case serving, retired:
+		return errors.New("handoff: Ready called twice")
+	}
+	h.closeCandidates(unclaimed, "unclaimed")
+	return h.ready()
+}
+
+// Done is closed once a successor has taken the sockets and is serving.
+// The process should then stop accepting (closing its listeners is safe:
+// the successor holds the same sockets), finish the connections it has
+// accepted, and exit.
+func (h *Handoff) Done() <-chan struct{} { return h.done }
+
+// Close stops answering successors on Path, removing Path if it is still
+// this process's socket, and closes the sockets no Listen call claimed.
+// Called before Ready, it abandons the handoff: the predecessor keeps
+// serving. It does not close the listeners Listen and ListenPacket
+// returned. Close is safe to call more than once.
+func (h *Handoff) Close() error {
+	h.life.Lock()
+	defer h.life.Unlock()
+	h.mu.Lock()
+	st, unclaimed := h.state, h.offered
+	h.state, h.offered = closed, nil
+	h.mu.Unlock()
+	if st == closed {
+		return nil
+	}
+	h.closeCandidates(unclaimed, "unclaimed")
+	return h.close()
+}
+
+var errClosed = fmt.Errorf("handoff: Close was called: %w", net.ErrClosed)
+
+func (h *Handoff) closeCandidates(cs []*candidate, why string) {
+	for _, c := range cs {
+		if c.info.network != "" {
+			h.logf("closing %s %s socket %s", why, c.origin, c.info)
+		} else {
+			h.logf("closing %s %s descriptor %q: not a TCP or UDP listener", why, c.origin, c.file.Name())
+		}
+		c.file.Close()
+	}
+}
+
+func (h *Handoff) logf(format string, args ...any) {
+	if h.cfg.Logf != nil {
+		h.cfg.Logf("handoff: "+format, args...)
+	}
+}
+
+func (h *Handoff) testHook(stage string) {
+	if h.hook != nil {
+		h.hook(stage)
+	}
+}
+
+func localAddr(s any) net.Addr {
+	switch s := s.(type) {
+	case net.Listener:
+		return s.Addr()
+	case net.PacketConn:
+		return s.LocalAddr()
+	}
+	return nil
+}
+
+func closeAny(s any) {
+	if c, ok := s.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}

@@ -1,0 +1,24 @@
+//go:build !(darwin || freebsd || linux)
+
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// Handing sockets over needs SCM_RIGHTS and a way to learn the user of the
+// process at the other end of a unix socket; golang.org/x/sys exposes the
+// latter for Linux (SO_PEERCRED), Darwin and FreeBSD (LOCAL_PEERCRED) only,
+// and the check is never skipped.
+var errUnsupported = fmt.Errorf("handoff: handing sockets to a successor is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+
+type platform struct{}
+
+func (h *Handoff) start(context.Context) error { return errUnsupported }
+
+func (h *Handoff) ready() error { return errUnsupported }
+
+func (h *Handoff) close() error { return nil }

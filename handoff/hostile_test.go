@@ -1,0 +1,188 @@
+//go:build darwin || freebsd || linux
+
+package handoff_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/b93f8b21/reuseport/handoff"
+	"golang.org/x/sys/unix"
+)
+
+// TestHostilePeers throws broken and malicious peers at a serving
+// predecessor. After each one, the predecessor must still accept on its
+// listener, hold exactly the descriptors it held before, and still hand
+// its sockets to a real successor at the end.
+func TestHostilePeers(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	path := sockPath(t)
+	p, err := handoff.Start(context.Background(), handoff.Config{Path: path, Timeout: timeout, Logf: newLog(t, "pred").logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ln := listen(t, p, "tcp", "127.0.0.1:0")
+	ready(t, p)
+
+	hello := handoff.HelloFrame(handoff.MinVersion, handoff.MaxVersion)
+	for _, tc := range []struct {
+		name string
+		peer func(t *testing.T, c *net.UnixConn)
+	}{
+		{"garbage", func(t *testing.T, c *net.UnixConn) {
+			c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+			drain(t, c)
+		}},
+		{"garbage with descriptors", func(t *testing.T, c *net.UnixConn) {
+			sendWithFDs(t, c, []byte("\x00\x00\x00garbage"), 3)
+			drain(t, c)
+		}},
+		{"hello with descriptors", func(t *testing.T, c *net.UnixConn) {
+			sendWithFDs(t, c, hello, 2)
+			drain(t, c)
+		}},
+		{"too many descriptors", func(t *testing.T, c *net.UnixConn) {
+			sendWithFDs(t, c, hello, 200)
+			drain(t, c)
+		}},
+		{"huge length", func(t *testing.T, c *net.UnixConn) {
+			c.Write([]byte{hello[0], 0xff, 0xff})
+			drain(t, c)
+		}},
+		{"truncated hello", func(t *testing.T, c *net.UnixConn) {
+			c.Write(hello[:7])
+		}},
+		{"stall", func(t *testing.T, c *net.UnixConn) {
+			begin := time.Now()
+			drain(t, c)
+			if d := time.Since(begin); d < timeout || d > 10*timeout {
+				t.Errorf("the predecessor dropped a silent peer after %v, want about %v", d, timeout)
+			}
+		}},
+		{"stall mid-hello", func(t *testing.T, c *net.UnixConn) {
+			c.Write(hello[:len(hello)-1])
+			drain(t, c)
+		}},
+		{"hello then close", func(t *testing.T, c *net.UnixConn) {
+			c.Write(hello)
+		}},
+		{"close mid-transfer", func(t *testing.T, c *net.UnixConn) {
+			c.Write(hello)
+			c.Read(make([]byte, 5))
+		}},
+		{"takes sockets, never ready", func(t *testing.T, c *net.UnixConn) {
+			c.Write(hello)
+			if fds := readAllFDs(t, c, 200*time.Millisecond); fds != 1 {
+				t.Errorf("received %d descriptors, want 1", fds)
+			}
+		}},
+		{"another message instead of ready", func(t *testing.T, c *net.UnixConn) {
+			c.Write(hello)
+			readAllFDs(t, c, 200*time.Millisecond)
+			c.Write(hello)
+			drain(t, c)
+		}},
+		{"ready with payload", func(t *testing.T, c *net.UnixConn) {
+			c.Write(hello)
+			readAllFDs(t, c, 200*time.Millisecond)
+			r := handoff.ReadyFrame()
+			r = binary.BigEndian.AppendUint16(r[:1], 1)
+			c.Write(append(r, 'x'))
+			drain(t, c)
+		}},
+		{"future version", func(t *testing.T, c *net.UnixConn) {
+			c.Write(handoff.HelloFrame(7, 9))
+			b, _ := io.ReadAll(c)
+			if len(b) == 0 || b[0] != handoff.MsgRefuse {
+				t.Errorf("answer %q, want a refusal", b)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fds := openFDs(t)
+			c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+			if err != nil {
+				t.Fatalf("the predecessor no longer answers on Path: %v", err)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			tc.peer(t, c)
+			c.Close()
+			stillServing(t, ln)
+			settleFDs(t, fds)
+			if isDone(p) {
+				t.Fatal("Done closed")
+			}
+		})
+	}
+
+	s := start(t, path, newLog(t, "succ"))
+	listen(t, s, "tcp", ln.Addr().String())
+	wantOrigins(t, s, handoff.Inherited)
+	ready(t, s)
+	waitDone(t, p)
+}
+
+// stillServing checks ln still accepts connections.
+func stillServing(t *testing.T, ln net.Listener) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("the predecessor's listener refuses connections: %v", err)
+	}
+	defer c.Close()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the predecessor's listener no longer accepts: %v", err)
+	}
+	a.Close()
+}
+
+// drain reads until the predecessor closes the connection.
+func drain(t *testing.T, c *net.UnixConn) {
+	t.Helper()
+	readAllFDs(t, c, 5*time.Second)
+}
+
+// readAllFDs reads until EOF or a pause of quiet, closing any descriptor
+// received, and counts them.
+func readAllFDs(t *testing.T, c *net.UnixConn, quiet time.Duration) int {
+	t.Helper()
+	buf, oob := make([]byte, 4096), make([]byte, 4096)
+	n := 0
+	for {
+		c.SetReadDeadline(time.Now().Add(quiet))
+		m, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if oobn > 0 {
+			n += countRights(oob[:oobn])
+		}
+		if err != nil || m <= 0 {
+			return n
+		}
+	}
+}
+
+// sendWithFDs sends b with n descriptors (of a pipe) attached.
+func sendWithFDs(t *testing.T, c *net.UnixConn, b []byte, n int) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fds := make([]int, n)
+	for i := range fds {
+		fds[i] = int(r.Fd())
+	}
+	if _, _, err := c.WriteMsgUnix(b, unix.UnixRights(fds...), nil); err != nil && !errors.Is(err, unix.ETOOMANYREFS) {
+		t.Fatalf("sending %d descriptors: %v", n, err)
+	}
+}

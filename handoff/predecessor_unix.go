@@ -1,0 +1,227 @@
+//go:build darwin || freebsd || linux
+
+package handoff
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// serve answers successors on ln, one at a time, until one takes over or
+// Close is called. Nothing a peer does can stop it: each failed exchange
+// is logged and forgotten, and the sockets it offered were only copies.
+func (h *Handoff) serve(ln *net.UnixListener, served chan struct{}) {
+	defer close(served)
+	var delay time.Duration
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors, most likely: wait and retry, as
+			// net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			h.logf("accepting on %s: %v; retrying in %v", h.cfg.Path, err, delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if h.handOver(c) {
+			h.retire(ln)
+			return
+		}
+	}
+}
+
+// handOver runs one exchange and reports whether the successor took the
+// sockets and is serving.
+func (h *Handoff) handOver(c *net.UnixConn) bool {
+	defer c.Close()
+	if !h.setPeer(c) {
+		return false
+	}
+	defer h.setPeer(nil)
+	w, err := newWire(c)
+	if err != nil {
+		h.logf("successor connection: %v", err)
+		return false
+	}
+	defer w.closeFDs()
+	c.SetDeadline(time.Now().Add(h.cfg.Timeout))
+	if err := checkPeer(c); err != nil {
+		h.logf("refusing a successor: %v", err)
+		w.writeFrame(msgRefuse, refusal{refusePermission, "not the same user"}.append(nil), -1)
+		return false
+	}
+	t, p, err := w.readPlainFrame()
+	if err == nil {
+		err = expect(t, msgHello)
+	}
+	var m hello
+	if err == nil {
+		m, err = parseHello(p)
+	}
+	if isTimeout(err) {
+		err = fmt.Errorf("no hello within %v", h.cfg.Timeout)
+	}
+	if err != nil {
+		h.logf("ignoring a peer on %s: %v", h.cfg.Path, err)
+		return false
+	}
+	v, ok := pickVersion(m, h.minVersion, h.maxVersion)
+	if !ok {
+		text := fmt.Sprintf("this process speaks protocol versions %d to %d, not %d to %d", h.minVersion, h.maxVersion, m.minVersion, m.maxVersion)
+		h.logf("refusing successor pid %d: %s", m.pid, text)
+		w.writeFrame(msgRefuse, refusal{refuseVersion, text}.append(nil), -1)
+		return false
+	}
+	h.testHook("hello")
+	if err := h.offer(w, v); err != nil {
+		h.logf("handing sockets to successor pid %d failed; still serving: %v", m.pid, err)
+		return false
+	}
+	h.testHook("offered")
+	// The successor takes as long as it needs to start serving; while
+	// it lives, this process waits for it, and keeps serving meanwhile.
+	c.SetDeadline(time.Time{})
+	t, p, err = w.readPlainFrame()
+	if err == nil {
+		err = expect(t, msgReady)
+	}
+	if err == nil && len(p) != 0 {
+		err = protocolErrorf("ready with a payload of %d bytes", len(p))
+	}
+	if err != nil {
+		h.logf("successor pid %d took the sockets but did not become ready; still serving: %v", m.pid, err)
+		return false
+	}
+	h.logf("successor pid %d is serving; stop accepting", m.pid)
+	return true
+}
+
+// offer sends copies of the sockets Listen and ListenPacket returned.
+func (h *Handoff) offer(w *wire, version uint16) error {
+	fds, infos, err := h.snapshot()
+	defer closeFDs(fds)
+	if err != nil {
+		return err
+	}
+	if len(fds) > maxSockets {
+		text := fmt.Sprintf("%d sockets, more than the %d one handoff may carry", len(fds), maxSockets)
+		w.writeFrame(msgRefuse, refusal{refuseTooMany, text}.append(nil), -1)
+		return errors.New("handoff: " + text)
+	}
+	o := offer{version: version, pid: uint32(os.Getpid()), count: uint16(len(fds))}
+	if err := w.writeFrame(msgOffer, o.append(nil), -1); err != nil {
+		return err
+	}
+	for i, fd := range fds {
+		if err := w.writeFrame(msgSocket, infos[i].append(nil), fd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshot duplicates the descriptor of every socket still open. A socket
+// the application closed is dropped for good; any other failure aborts
+// the exchange, since a successor missing a socket would leave its queue
+// to be lost when this process exits.
+func (h *Handoff) snapshot() ([]int, []sockInfo, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var fds []int
+	var infos []sockInfo
+	kept := h.claimed[:0]
+	for _, c := range h.claimed {
+		fd, info, err := dupSocket(c.conn)
+		if errors.Is(err, net.ErrClosed) {
+			h.logf("not handing over %s %v: closed by the application", c.sock.Network, c.sock.Addr)
+			continue
+		}
+		if err != nil {
+			return fds, nil, fmt.Errorf("handoff: %s %v: %w", c.sock.Network, c.sock.Addr, err)
+		}
+		kept = append(kept, c)
+		fds, infos = append(fds, fd), append(infos, info)
+	}
+	clear(h.claimed[len(kept):])
+	h.claimed = kept
+	return fds, infos, nil
+}
+
+// setPeer records the connection Close must cut off; it refuses once
+// Close has been called.
+func (h *Handoff) setPeer(c *net.UnixConn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c != nil && h.state == closed {
+		return false
+	}
+	h.sys.peer = c
+	return true
+}
+
+// retire ends this process's turn: Path is the successor's now.
+func (h *Handoff) retire(ln *net.UnixListener) {
+	h.mu.Lock()
+	if h.state == serving {
+		h.state = retired
+	}
+	h.sys.ln, h.sys.lnFile = nil, nil
+	h.mu.Unlock()
+	ln.Close()
+	close(h.done)
+}
+
+// close releases whatever this process holds of the handoff machinery.
+func (h *Handoff) close() error {
+	h.mu.Lock()
+	s := h.sys
+	h.sys = platform{}
+	h.mu.Unlock()
+	if s.pred != nil {
+		s.pred.conn.Close() // the predecessor goes on serving
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.peer != nil {
+		s.peer.Close()
+	}
+	if s.served != nil {
+		<-s.served
+	}
+	if s.lnFile != nil {
+		h.removeSocketFile(s.lnFile)
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return nil
+}
+
+// removeSocketFile removes Path if it is still the socket this process
+// made. It takes the lock without waiting, so as never to remove the
+// socket of a successor that is renaming its own over Path.
+func (h *Handoff) removeSocketFile(mine os.FileInfo) {
+	lock, err := os.OpenFile(h.lockPath(), os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer lock.Close()
+	if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return // a successor is on its way and will replace Path
+	}
+	if cur, err := os.Lstat(h.cfg.Path); err == nil && os.SameFile(mine, cur) {
+		if err := os.Remove(h.cfg.Path); err != nil {
+			h.logf("%v", err)
+		}
+	}
+}
