@@ -1,0 +1,56 @@
+// Package drain stops a server without losing a connection it has accepted,
+// for net/http servers and for plain accept loops.
+//
+// A lossless restart hands the listening sockets to a successor, which then
+// accepts from the same sockets. The predecessor must stop accepting, give
+// every connection it already accepted its response, and exit. It must not
+// call shutdown(2) on a listening socket, which would stop it for the
+// successor too; closing its own descriptor is harmless.
+//
+// [http.Server.Shutdown] is not enough for that: it answers the requests it
+// has already read, but a connection it accepted whose request is read after
+// the shutdown began is closed without a response, and the client sees EOF
+// or a reset. Under load a restart loses a few such requests every time.
+// [Server] drains an http.Server so that those requests are answered too:
+//
+//	d := drain.NewServer(&http.Server{Handler: h})
+//	go d.Serve(ln)
+//	// … once a successor is accepting from the same socket:
+//	err := d.Shutdown(ctx)
+//
+// [Listener] does the same for an accept loop of your own: [Listener.Stop]
+// ends Accept and [Listener.Wait] waits for the accepted connections to close.
+//
+// # What a drain cannot save
+//
+// Keep-alive races: an HTTP/1 connection idle in keep-alive when the drain
+// starts is closed, and a request its client sends at that very moment is
+// lost. No server can avoid this; HTTP lets clients retry such a request,
+// and Go's [http.Transport] does so for idempotent ones. Responses written
+// after the drain starts carry "Connection: close", so clients do not reuse
+// their connections; a response whose header a handler wrote before the
+// drain started does not, and its connection closes right after it.
+//
+// Slow and silent clients: Shutdown waits for a connection that has sent
+// nothing yet, since its request may be on the way. A client that never
+// sends holds the drain until the context ends; set
+// [http.Server.ReadHeaderTimeout] to bound that in every case.
+//
+// Long requests: a handler that streams (server-sent events, long polling)
+// holds the drain until it returns or the context ends, as it holds
+// [http.Server.Shutdown].
+//
+// Hijacked connections (WebSocket) are not waited for or closed, as with
+// http.Server. Drain them yourself, for example from a function given to
+// [http.Server.RegisterOnShutdown], which runs once the drain has waited.
+//
+// HTTP/2: a connection waits like an HTTP/1 one until it has no open
+// streams. With keep-alives off, the HTTP/2 server sends GOAWAY when a
+// connection's last stream ends; the remaining idle connections get GOAWAY
+// from http.Server.Shutdown at the end of the drain. A client that keeps a
+// stream open all the time holds the drain like a long request.
+//
+// Unix sockets: closing a [*net.UnixListener] made by [net.Listen] removes
+// its socket file; call SetUnlinkOnClose(false) before serving a socket that
+// another process will keep serving.
+package drain
