@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // conn is a connection returned by a Listener. It tells the listener, and
@@ -14,10 +15,17 @@ type conn struct {
 	net.Conn
 	l *Listener
 
-	mu       sync.Mutex
-	closed   bool           // the inner connection has been closed
-	state    http.ConnState // last state the http.Server reported; StateNew is the zero value
-	heldBack bool           // a Close was held back by the Server; see Server.holdClose
+	mu     sync.Mutex
+	closed bool // the inner connection has been closed
+
+	// What a Server learns of the connection; see httpconn.go.
+	state      http.ConnState // last state reported; StateNew is the zero value
+	classified bool           // http2 is known
+	http2      bool
+	heldBack   bool // a Close was held back; see Server.holdClose
+	sniffing   atomic.Bool
+	head       [len(h2Preface)]byte // the first bytes read, while sniffing
+	headLen    int
 }
 
 var (
@@ -28,6 +36,7 @@ var (
 func (l *Listener) newConn(nc net.Conn) *conn {
 	c := &conn{Conn: nc, l: l}
 	if l.srv != nil {
+		c.sniffing.Store(true)
 		l.srv.track(c)
 	}
 	return c
@@ -35,6 +44,14 @@ func (l *Listener) newConn(nc net.Conn) *conn {
 
 // NetConn returns the connection the inner listener accepted.
 func (c *conn) NetConn() net.Conn { return c.Conn }
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.sniffing.Load() {
+		c.sniff(p[:n])
+	}
+	return n, err
+}
 
 func (c *conn) Close() error {
 	if s := c.l.srv; s != nil && s.holdClose(c) {
@@ -56,13 +73,6 @@ func (c *conn) close() error {
 		c.l.pending.add(-1)
 	}
 	return err
-}
-
-// busyLocked reports whether Server.Shutdown must wait for c: it is open
-// and either has not yet had a request (it may be on its way) or is
-// handling one.
-func (c *conn) busyLocked() bool {
-	return !c.closed && (c.state == http.StateNew || c.state == http.StateActive)
 }
 
 // ReadFrom keeps sendfile(2) and splice(2) for http.ServeContent and io.Copy.

@@ -44,11 +44,14 @@
 // http.Server. Drain them yourself, for example from a function given to
 // [http.Server.RegisterOnShutdown], which runs once the drain has waited.
 //
-// HTTP/2: a connection waits like an HTTP/1 one until it has no open
-// streams. With keep-alives off, the HTTP/2 server sends GOAWAY when a
-// connection's last stream ends; the remaining idle connections get GOAWAY
-// from http.Server.Shutdown at the end of the drain. A client that keeps a
-// stream open all the time holds the drain like a long request.
+// HTTP/2 has a lossless drain of its own, GOAWAY, which tells the client
+// which streams the server has seen; the client retries the others on a new
+// connection (RFC 9113 §6.8), which reaches the successor. So Shutdown waits
+// for an HTTP/2 connection only until its preface is read (for TLS, until the
+// handshake has chosen "h2"), then http.Server.Shutdown sends GOAWAY and
+// waits for the streams in progress. A client that does not retry may lose a
+// request sent just as GOAWAY is. Upgrades to h2c from HTTP/1 (the
+// golang.org/x/net/http2/h2c handler) hijack the connection: see above.
 //
 // Unix sockets: closing a [*net.UnixListener] made by [net.Listen] removes
 // its socket file; call SetUnlinkOnClose(false) before serving a socket that

@@ -199,4 +199,3 @@ func openFDs() int {
 	}
 	return len(ents)
 }
-

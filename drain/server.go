@@ -34,10 +34,10 @@ type Server struct {
 	conns     map[*conn]struct{}     // open and not hijacked
 
 	// busy is what Shutdown waits for: 1 until the drain has begun, plus the
-	// Accept calls in progress, plus the connections in StateNew or
-	// StateActive. Once the drain has begun and the Accept calls have
-	// returned, only an HTTP/2 connection that opens a stream can raise it
-	// again, and http.Server.Shutdown handles those without loss.
+	// Accept calls in progress, plus the connections conn.busyLocked holds
+	// busy. Once the drain has begun and those Accept calls have returned, it
+	// rises again only if a connection idle in keep-alive reads a request
+	// just as keep-alives are turned off (the race in the package docs).
 	busy gauge
 }
 
@@ -93,11 +93,11 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 //  2. It turns keep-alives off ([http.Server.SetKeepAlivesEnabled]): idle
 //     HTTP/1 connections are closed, and every later response says
 //     "Connection: close" and ends its connection.
-//  3. It waits until every connection has had its response: none is in
-//     [http.StateNew] (accepted, its request not yet read, perhaps not yet
-//     sent) or [http.StateActive] (handling a request). An HTTP/2
-//     connection counts as active while it has open streams. Hijacked
-//     connections are not waited for.
+//  3. It waits until no connection is in [http.StateNew] (accepted, its
+//     request not yet read, perhaps not yet sent; for TLS, the handshake
+//     not yet done) and no HTTP/1 connection is in [http.StateActive]
+//     (handling a request). HTTP/2 connections and hijacked ones are not
+//     waited for beyond StateNew; see the package documentation.
 //  4. It calls http.Server.Shutdown(ctx), which closes what is left idle,
 //     sends GOAWAY on HTTP/2 connections, runs the functions given to
 //     [http.Server.RegisterOnShutdown] and waits for those connections.
@@ -210,7 +210,7 @@ func (s *Server) untrack(c *conn, wasBusy bool) {
 
 func (s *Server) connState(nc net.Conn, state http.ConnState) {
 	if c := s.own(nc); c != nil {
-		c.setState(state)
+		c.setState(nc, state)
 	}
 	if s.next != nil {
 		s.next(nc, state)
@@ -255,34 +255,4 @@ func (s *Server) holdClose(c *conn) bool {
 	}
 	c.heldBack = true
 	return true
-}
-
-func (c *conn) setState(state http.ConnState) {
-	s := c.l.srv
-	c.mu.Lock()
-	wasBusy := c.busyLocked()
-	c.state = state
-	isBusy := c.busyLocked()
-	c.mu.Unlock()
-	switch {
-	case wasBusy && !isBusy:
-		s.busy.add(-1)
-	case !wasBusy && isBusy:
-		s.busy.add(1)
-	}
-	switch state {
-	case http.StateHijacked:
-		// The handler owns it now; Close leaves it alone, as http.Server.Close does.
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	case http.StateClosed:
-		// net/http has closed it already, unless holdClose held that back.
-		c.mu.Lock()
-		open := !c.closed
-		c.mu.Unlock()
-		if open {
-			c.close()
-		}
-	}
 }
