@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -86,7 +85,7 @@ func wantClosed(t *testing.T, what string, c net.Conn) {
 // isHangUp reports whether err is what a client sees when the server
 // closes a connection: EOF, or a reset when the server had unread input.
 func isHangUp(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConnReset)
 }
 
 // states records the ConnState transitions of an http.Server by the
