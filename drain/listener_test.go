@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,5 +205,60 @@ func TestListenerConn(t *testing.T) {
 	}
 	if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("client read %d, %v after CloseWrite; want EOF", n, err)
+	}
+}
+
+// TestListenerWaitCoversAcceptInFlight races Stop and Wait against an
+// Accept that is returning a connection: Wait must not report the listener
+// drained while a connection it is about to return, or has returned, is open.
+func TestListenerWaitCoversAcceptInFlight(t *testing.T) {
+	checkLeaks(t)
+	for i := range 200 {
+		ln := listen(t)
+		l := drain.NewListener(ln)
+		var returned, closed atomic.Int64
+		loop := make(chan struct{})
+		go func() {
+			defer close(loop)
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				returned.Add(1)
+				go func() {
+					closed.Add(1)
+					c.Close()
+				}()
+			}
+		}()
+		clients := make(chan net.Conn, 4)
+		for range cap(clients) {
+			go func() {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					c = nil
+				}
+				clients <- c
+			}()
+		}
+		time.Sleep(time.Duration(i%10) * 50 * time.Microsecond)
+		l.Stop()
+		if err := l.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		atWait := returned.Load()
+		if closed.Load() < atWait {
+			t.Fatalf("round %d: Wait returned with %d of %d accepted connections open", i, atWait-closed.Load(), atWait)
+		}
+		<-loop
+		if n := returned.Load(); n != atWait {
+			t.Fatalf("round %d: Accept returned %d connections after Wait reported the listener drained", i, n-atWait)
+		}
+		for range cap(clients) {
+			if c := <-clients; c != nil {
+				c.Close()
+			}
+		}
 	}
 }
