@@ -22,7 +22,7 @@ type conn struct {
 	state      http.ConnState // last state reported; StateNew is the zero value
 	classified bool           // http2 is known
 	http2      bool
-	heldBack   bool // a Close was held back; see Server.holdClose
+	underTLS   bool // net/http reports it through a *tls.Conn
 	sniffing   atomic.Bool
 	head       [len(h2Preface)]byte // the first bytes read, while sniffing
 	headLen    int

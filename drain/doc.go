@@ -36,6 +36,13 @@
 // sends holds the drain until the context ends; set
 // [http.Server.ReadHeaderTimeout] to bound that in every case.
 //
+// TLS connections silent for over 5 seconds: turning keep-alives off makes
+// net/http close every connection that has been in [http.StateNew] for over
+// 5 seconds (golang.org/issue/22682). Shutdown keeps such a connection open
+// in cleartext, where its request may still come, but cannot under TLS,
+// where net/http closes the *tls.Conn itself; a request sent on it at that
+// moment is lost, as in a keep-alive race.
+//
 // Long requests: a handler that streams (server-sent events, long polling)
 // holds the drain until it returns or the context ends, as it holds
 // [http.Server.Shutdown].

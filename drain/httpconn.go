@@ -57,6 +57,7 @@ func (c *conn) setState(nc net.Conn, state http.ConnState) {
 		c.sniffing.Store(false)
 	}
 	c.state = state
+	c.underTLS = nc != net.Conn(c)
 	isBusy := c.busyLocked()
 	open := !c.closed
 	c.mu.Unlock()

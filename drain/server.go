@@ -236,23 +236,23 @@ func (s *Server) own(nc net.Conn) *conn {
 	return nil
 }
 
-// holdClose reports whether a Close of c must be held back, which it does
-// while Shutdown turns keep-alives off, for a connection whose request has
-// not been read: SetKeepAlivesEnabled(false) closes every connection that
-// net/http deems idle, and it deems idle one that has been in StateNew for
-// over 5 seconds (golang.org/issue/22682), although its request may be
-// arriving. Held back, such a connection goes on to be served. A Close held
-// back from the connection's own goroutine (its client hung up at that
-// moment) is done when net/http reports StateClosed just after.
+// holdClose reports whether to hold back a Close of c. It does so while
+// Shutdown turns keep-alives off, for a connection whose request has not
+// been read: SetKeepAlivesEnabled(false) closes every connection net/http
+// deems idle, and it deems idle one that has been in StateNew for over 5
+// seconds (golang.org/issue/22682), although its request may be arriving.
+// Held back, such a connection goes on to be served. A Close held back from
+// the connection's own goroutine (its client hung up at that moment) is
+// done when net/http reports StateClosed just after.
+//
+// Nothing is held back under TLS: net/http closes the *tls.Conn, which
+// sends close_notify and refuses writes from then on, so the connection
+// could not be saved, only kept open in vain.
 func (s *Server) holdClose(c *conn) bool {
 	if !s.holding.Load() {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.state != http.StateNew {
-		return false
-	}
-	c.heldBack = true
-	return true
+	return !c.closed && !c.underTLS && c.state == http.StateNew
 }
