@@ -32,9 +32,12 @@
 // drain started does not, and its connection closes right after it.
 //
 // Slow and silent clients: Shutdown waits for a connection that has sent
-// nothing yet, since its request may be on the way. A client that never
-// sends holds the drain until the context ends; set
-// [http.Server.ReadHeaderTimeout] to bound that in every case.
+// nothing yet, since its request may be on the way. HTTP clients open such
+// connections on purpose (browsers preconnect; Go's [http.Transport] keeps
+// connections it dialed but did not need), and a client that never sends
+// holds the drain until the context ends. Set
+// [http.Server.ReadHeaderTimeout] to bound that: net/http closes a
+// connection whose request header has not arrived in time.
 //
 // TLS connections silent for over 5 seconds: turning keep-alives off makes
 // net/http close every connection that has been in [http.StateNew] for over
