@@ -18,7 +18,9 @@ import (
 //
 // Serve connections through [Server.Serve] or [Server.ServeTLS], never the
 // http.Server's own methods, and stop through [Server.Shutdown] and
-// [Server.Close].
+// [Server.Close]. The http.Server's hooks (ConnState, ConnContext,
+// BaseContext) see the [Listener] and its connections, whose NetConn method
+// returns the connection accepted from ln.
 type Server struct {
 	srv  *http.Server
 	next func(net.Conn, http.ConnState) // the hook srv had before NewServer
