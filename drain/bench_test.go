@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"testing"
-
 )
 
 // BenchmarkServe measures what the drain costs while serving: per request
@@ -55,4 +54,3 @@ func BenchmarkServe(b *testing.B) {
 		}
 	}
 }
-
