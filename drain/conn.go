@@ -1,0 +1,105 @@
+package drain
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// conn is a connection returned by a Listener. It tells the listener, and
+// the Server if there is one, when it closes.
+type conn struct {
+	net.Conn
+	l *Listener
+
+	mu     sync.Mutex
+	closed bool // the inner connection has been closed
+
+	// What a Server learns of the connection; see httpconn.go.
+	state      http.ConnState // last state reported; StateNew is the zero value
+	classified bool           // http2 is known
+	http2      bool
+	underTLS   bool // net/http reports it through a *tls.Conn
+	sniffing   atomic.Bool
+	head       [len(h2Preface)]byte // the first bytes read, while sniffing
+	headLen    int
+}
+
+var (
+	_ io.ReaderFrom = (*conn)(nil)
+	_ io.WriterTo   = (*conn)(nil)
+)
+
+func (l *Listener) newConn(nc net.Conn) *conn {
+	c := &conn{Conn: nc, l: l}
+	if l.srv != nil {
+		c.sniffing.Store(true)
+		l.srv.track(c)
+	}
+	return c
+}
+
+// NetConn returns the connection the inner listener accepted.
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.sniffing.Load() {
+		c.sniff(p[:n])
+	}
+	return n, err
+}
+
+func (c *conn) Close() error {
+	if s := c.l.srv; s != nil && s.holdClose(c) {
+		return nil
+	}
+	return c.close()
+}
+
+func (c *conn) close() error {
+	err := c.Conn.Close()
+	c.mu.Lock()
+	first, wasBusy := !c.closed, c.busyLocked()
+	c.closed = true
+	c.mu.Unlock()
+	if first {
+		if s := c.l.srv; s != nil {
+			s.untrack(c, wasBusy)
+		}
+		c.l.pending.add(-1)
+	}
+	return err
+}
+
+// ReadFrom keeps sendfile(2) and splice(2) for http.ServeContent and io.Copy.
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// WriteTo keeps splice(2) for io.Copy from the connection.
+func (c *conn) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.Conn.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c.Conn})
+}
+
+// CloseWrite lets http.Server half-close a connection before it closes it,
+// so that the client reads the response rather than a reset.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	err := &net.OpError{Op: "close", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errors.ErrUnsupported}
+	if err.Source != nil {
+		err.Net = err.Source.Network()
+	}
+	return err
+}

@@ -1,0 +1,260 @@
+package drain
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// Server makes an [http.Server] shut down without dropping requests.
+//
+// [http.Server.Shutdown] closes a connection whose request it reads after
+// the shutdown began without answering it. [Server.Shutdown] instead stops
+// accepting, turns keep-alives off, waits until no connection is waiting
+// for or handling a request, and only then calls [http.Server.Shutdown].
+//
+// Serve connections through [Server.Serve] or [Server.ServeTLS], never the
+// http.Server's own methods, and stop through [Server.Shutdown] and
+// [Server.Close]. The http.Server's hooks (ConnState, ConnContext,
+// BaseContext) see the [Listener] and its connections, whose NetConn method
+// returns the connection accepted from ln.
+type Server struct {
+	srv  *http.Server
+	next func(net.Conn, http.ConnState) // the hook srv had before NewServer
+
+	drainOnce sync.Once
+
+	// holding is true while Shutdown turns keep-alives off; see holdClose.
+	holding atomic.Bool
+
+	mu        sync.Mutex
+	stopping  bool                   // Shutdown or Close began: Serve refuses listeners
+	listeners map[*Listener]struct{} // those Serve is accepting from
+	conns     map[*conn]struct{}     // open and not hijacked
+
+	// busy is what Shutdown waits for: 1 until the drain has begun, plus the
+	// Accept calls in progress, plus the connections conn.busyLocked holds
+	// busy. Once the drain has begun and those Accept calls have returned, it
+	// rises again only if a connection idle in keep-alive reads a request
+	// just as keep-alives are turned off (the race in the package docs).
+	busy gauge
+}
+
+// NewServer prepares srv to drain. Call it before serving: it installs a
+// [http.Server.ConnState] hook on srv that calls the hook srv had, if any,
+// so set yours before and do not replace it afterwards.
+func NewServer(srv *http.Server) *Server {
+	s := &Server{
+		srv:       srv,
+		next:      srv.ConnState,
+		listeners: make(map[*Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+	s.busy.add(1)
+	srv.ConnState = s.connState
+	return s
+}
+
+// Serve is [http.Server.Serve] through a [Listener] wrapped around ln. Like
+// it, Serve closes ln when it returns, and returns [http.ErrServerClosed]
+// once Shutdown or Close has been called, including when that was before
+// Serve. Serve may run on several listeners at once.
+//
+// Pass ln itself, not a [crypto/tls] listener made from it: http.Server
+// speaks HTTP/2 and fills Request.TLS only when it sees the *tls.Conn, so
+// use ServeTLS for TLS.
+func (s *Server) Serve(ln net.Listener) error {
+	l, err := s.listen(ln)
+	if err != nil {
+		return err
+	}
+	defer s.unlisten(l)
+	return s.served(s.srv.Serve(l))
+}
+
+// ServeTLS is [http.Server.ServeTLS] through a [Listener] wrapped around ln,
+// with the return values of [Server.Serve].
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	l, err := s.listen(ln)
+	if err != nil {
+		return err
+	}
+	defer s.unlisten(l)
+	return s.served(s.srv.ServeTLS(l, certFile, keyFile))
+}
+
+// Shutdown drains the server without dropping a request, then calls
+// [http.Server.Shutdown]:
+//
+//  1. It stops accepting on every listener Serve uses. Connections still
+//     queued on a listening socket stay there for another holder of that
+//     socket; see [Listener.Stop].
+//  2. It turns keep-alives off ([http.Server.SetKeepAlivesEnabled]): idle
+//     HTTP/1 connections are closed, and every later response says
+//     "Connection: close" and ends its connection.
+//  3. It waits until no connection is in [http.StateNew] (accepted, its
+//     request not yet read, perhaps not yet sent; for TLS, the handshake
+//     not yet done) and no HTTP/1 connection is in [http.StateActive]
+//     (handling a request). HTTP/2 connections and hijacked ones are not
+//     waited for beyond StateNew; see the package documentation.
+//  4. It calls http.Server.Shutdown(ctx), which closes what is left idle,
+//     sends GOAWAY on HTTP/2 connections, runs the functions given to
+//     [http.Server.RegisterOnShutdown] and waits for those connections.
+//
+// If ctx ends during step 3, Shutdown calls http.Server.Shutdown with the
+// ended ctx, which does the same but returns at once, and returns
+// ctx.Err(). Connections still busy are then left open in net/http's own
+// shutdown mode: a handler still running may finish and respond, but a
+// request read from now on is dropped unanswered. Call [Server.Close] to
+// close them.
+//
+// Shutdown may be called more than once and concurrently; each call waits.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.drainOnce.Do(s.drain)
+	if err := s.busy.wait(ctx); err != nil {
+		_ = s.srv.Shutdown(ctx) // returns at once: ctx has ended
+		return err
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// Close stops accepting, then closes every connection except hijacked ones
+// (see [http.Server.Close]), including those that net/http no longer knows
+// about because Shutdown kept them open. It returns the error of
+// http.Server.Close.
+func (s *Server) Close() error {
+	s.stop()
+	err := s.srv.Close()
+	s.mu.Lock()
+	open := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.close()
+	}
+	return err
+}
+
+func (s *Server) drain() {
+	s.stop()
+	s.holding.Store(true)
+	s.srv.SetKeepAlivesEnabled(false)
+	s.holding.Store(false)
+	s.busy.add(-1)
+}
+
+// stop makes Serve refuse new listeners and stops the current ones.
+func (s *Server) stop() {
+	s.mu.Lock()
+	s.stopping = true
+	ls := make([]*Listener, 0, len(s.listeners))
+	for l := range s.listeners {
+		ls = append(ls, l)
+	}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Stop()
+	}
+}
+
+func (s *Server) listen(ln net.Listener) (*Listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		ln.Close()
+		return nil, http.ErrServerClosed
+	}
+	l := NewListener(ln)
+	l.srv = s
+	s.listeners[l] = struct{}{}
+	return l, nil
+}
+
+func (s *Server) unlisten(l *Listener) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
+}
+
+// served turns the error of the Accept that Stop interrupted into the
+// error http.Server.Serve returns after its own Shutdown.
+func (s *Server) served(err error) error {
+	s.mu.Lock()
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping && errors.Is(err, net.ErrClosed) {
+		return http.ErrServerClosed
+	}
+	return err
+}
+
+// track counts a new connection; its busy count comes from the Accept
+// call that returned it.
+func (s *Server) track(c *conn) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Server) untrack(c *conn, wasBusy bool) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if wasBusy {
+		s.busy.add(-1)
+	}
+}
+
+func (s *Server) connState(nc net.Conn, state http.ConnState) {
+	if c := s.own(nc); c != nil {
+		c.setState(nc, state)
+	}
+	if s.next != nil {
+		s.next(nc, state)
+	}
+}
+
+// own finds the conn of this server under nc, which is the conn itself or,
+// for TLS, a *tls.Conn around it.
+func (s *Server) own(nc net.Conn) *conn {
+	for range 4 {
+		switch c := nc.(type) {
+		case *conn:
+			if c.l.srv == s {
+				return c
+			}
+			return nil
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// holdClose reports whether to hold back a Close of c. It does so while
+// Shutdown turns keep-alives off, for a connection whose request has not
+// been read: SetKeepAlivesEnabled(false) closes every connection net/http
+// deems idle, and it deems idle one that has been in StateNew for over 5
+// seconds (golang.org/issue/22682), although its request may be arriving.
+// Held back, such a connection goes on to be served. A Close held back from
+// the connection's own goroutine (its client hung up at that moment) is
+// done when net/http reports StateClosed just after.
+//
+// Nothing is held back under TLS: net/http closes the *tls.Conn, which
+// sends close_notify and refuses writes from then on, so the connection
+// could not be saved, only kept open in vain.
+func (s *Server) holdClose(c *conn) bool {
+	if !s.holding.Load() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && !c.underTLS && c.state == http.StateNew
+}

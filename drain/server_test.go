@@ -1,0 +1,317 @@
+package drain_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/b93f8b21/reuseport/drain"
+)
+
+// TestShutdownConnStates drains a server holding connections in every
+// state: each request sent gets its response, idle keep-alive connections
+// are closed, and Shutdown returns only once all that is done.
+func TestShutdownConnStates(t *testing.T) {
+	checkLeaks(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("/", hello)
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		hello(w, r)
+	})
+	st := newStates()
+	d := drain.NewServer(&http.Server{Handler: mux, ConnState: st.hook})
+	ln := listen(t)
+	served := serve(d.Serve, ln)
+
+	silent := dial(t, ln.Addr()) // accepted, has sent nothing
+	st.wait(t, silent, http.StateNew)
+	partial := dial(t, ln.Addr()) // has sent half a request
+	io.WriteString(partial, "GET / HTTP/1.1\r\nHost: test\r\n")
+	st.wait(t, partial, http.StateNew)
+	active := dial(t, ln.Addr()) // its handler is running
+	io.WriteString(active, "GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+	recv(t, "slow handler", started)
+	idle := dial(t, ln.Addr()) // idle in keep-alive
+	resp, body, err := get(idle, "/")
+	if err != nil || body != "hello" || resp.Close {
+		t.Fatalf("keep-alive request before the drain: %v %q %v", resp, body, err)
+	}
+	st.wait(t, idle, http.StateIdle)
+
+	shut := shutdown(d.Shutdown, context.Background())
+	if err := recv(t, "Serve", served); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve returned %v, want %v", err, http.ErrServerClosed)
+	}
+	wantClosed(t, "idle keep-alive connection", idle)
+	pending(t, "Shutdown with three requests to answer", shut)
+
+	resp, body, err = get(silent, "/")
+	wantHello(t, "connection silent until the drain", resp, body, err)
+	io.WriteString(partial, "\r\n")
+	resp, body, err = readResponse(partial)
+	wantHello(t, "request completed during the drain", resp, body, err)
+	pending(t, "Shutdown with a handler running", shut)
+	close(release)
+	resp, body, err = readResponse(active)
+	wantHello(t, "handler running when the drain began", resp, body, err)
+	for _, c := range []net.Conn{silent, partial, active} {
+		wantClosed(t, "connection after its response", c)
+	}
+	if err := recv(t, "Shutdown", shut); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestShutdownConnSilentForOver5s: net/http treats a connection that has
+// been new for over 5 seconds as idle, and turning keep-alives off closes
+// it. In cleartext the drain must keep it and answer a request that arrives
+// on it. Under TLS it cannot (see the package docs), and must not wait for
+// the dead connection either.
+func TestShutdownConnSilentForOver5s(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 6.5s")
+	}
+	checkLeaks(t)
+	certFile, keyFile, roots := selfSigned(t)
+	start := func(tls bool) (*drain.Server, net.Conn, <-chan error) {
+		st := newStates()
+		d := drain.NewServer(&http.Server{Handler: hello, ConnState: st.hook})
+		ln := listen(t)
+		serveFunc := d.Serve
+		if tls {
+			serveFunc = func(ln net.Listener) error { return d.ServeTLS(ln, certFile, keyFile) }
+		}
+		served := serve(serveFunc, ln)
+		c := dial(t, ln.Addr())
+		st.wait(t, c, http.StateNew)
+		return d, c, served
+	}
+	d, c, served := start(false)
+	dTLS, raw, servedTLS := start(true)
+	c2 := tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+	if err := c2.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6500 * time.Millisecond) // net/http compares whole seconds
+
+	shut := shutdown(d.Shutdown, context.Background())
+	recv(t, "Serve", served)
+	time.Sleep(100 * time.Millisecond)
+	resp, body, err := get(c, "/")
+	wantHello(t, "request on a connection silent for 6.5s", resp, body, err)
+	if err := recv(t, "Shutdown", shut); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+
+	if err := recv(t, "Shutdown (TLS)", shutdown(dTLS.Shutdown, context.Background())); err != nil {
+		t.Fatalf("Shutdown (TLS): %v", err)
+	}
+	recv(t, "Serve (TLS)", servedTLS)
+	wantClosed(t, "TLS connection silent for 6.5s", c2)
+}
+
+// TestShutdownSeveralListeners: Shutdown stops every listener Serve uses,
+// and connections from each are answered.
+func TestShutdownSeveralListeners(t *testing.T) {
+	checkLeaks(t)
+	st := newStates()
+	d := drain.NewServer(&http.Server{Handler: hello, ConnState: st.hook})
+	var lns []net.Listener
+	var served []<-chan error
+	var conns []net.Conn
+	for range 3 {
+		ln := listen(t)
+		lns = append(lns, ln)
+		served = append(served, serve(d.Serve, ln))
+		c := dial(t, ln.Addr())
+		st.wait(t, c, http.StateNew)
+		conns = append(conns, c)
+	}
+	shut := shutdown(d.Shutdown, context.Background())
+	for i, ch := range served {
+		if err := recv(t, "Serve", ch); !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve on listener %d returned %v, want %v", i, err, http.ErrServerClosed)
+		}
+		// Serve closes its listener, as http.Server.Serve does.
+		if _, err := lns[i].Accept(); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("listener %d after Serve: Accept returned %v, want %v", i, err, net.ErrClosed)
+		}
+	}
+	for _, c := range conns {
+		resp, body, err := get(c, "/")
+		wantHello(t, "request during the drain", resp, body, err)
+	}
+	if err := recv(t, "Shutdown", shut); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestShutdownBeforeServe: Serve after Shutdown returns at once, closing
+// its listener, as http.Server.Serve does.
+func TestShutdownBeforeServe(t *testing.T) {
+	checkLeaks(t)
+	d := drain.NewServer(&http.Server{Handler: hello})
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown with nothing to drain: %v", err)
+	}
+	ln := listen(t)
+	if err := recv(t, "Serve", serve(d.Serve, ln)); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve after Shutdown returned %v, want %v", err, http.ErrServerClosed)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept on the listener given to Serve: %v, want %v", err, net.ErrClosed)
+	}
+}
+
+// TestShutdownTwice: concurrent and later calls all wait for the drain.
+func TestShutdownTwice(t *testing.T) {
+	checkLeaks(t)
+	st := newStates()
+	d := drain.NewServer(&http.Server{Handler: hello, ConnState: st.hook})
+	ln := listen(t)
+	served := serve(d.Serve, ln)
+	c := dial(t, ln.Addr())
+	st.wait(t, c, http.StateNew)
+	first := shutdown(d.Shutdown, context.Background())
+	second := shutdown(d.Shutdown, context.Background())
+	recv(t, "Serve", served)
+	pending(t, "first Shutdown", first)
+	pending(t, "second Shutdown", second)
+	resp, body, err := get(c, "/")
+	wantHello(t, "request during two Shutdowns", resp, body, err)
+	for _, ch := range []<-chan error{first, second} {
+		if err := recv(t, "Shutdown", ch); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	}
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Errorf("third Shutdown: %v", err)
+	}
+}
+
+// TestShutdownContextEnds: a client that never sends holds the drain only
+// until the context ends; the connection is then in net/http's shutdown
+// mode, and Close closes it.
+func TestShutdownContextEnds(t *testing.T) {
+	checkLeaks(t)
+	st := newStates()
+	d := drain.NewServer(&http.Server{Handler: hello, ConnState: st.hook})
+	ln := listen(t)
+	served := serve(d.Serve, ln)
+	late := dial(t, ln.Addr())
+	st.wait(t, late, http.StateNew)
+	silent := dial(t, ln.Addr())
+	st.wait(t, silent, http.StateNew)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := d.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown returned %v, want %v", err, context.DeadlineExceeded)
+	}
+	recv(t, "Serve", served)
+	// As documented: from now on net/http drops a request unanswered.
+	if resp, _, err := get(late, "/"); !isHangUp(err) {
+		t.Errorf("request after the drain timed out: got %v, %v; want the connection closed", resp, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wantClosed(t, "silent connection after Close", silent)
+}
+
+// TestShutdownLeavesHijacked: a hijacked connection neither holds the
+// drain nor is closed by it or by Close.
+func TestShutdownLeavesHijacked(t *testing.T) {
+	checkLeaks(t)
+	hijacked := make(chan net.Conn, 1)
+	d := drain.NewServer(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		hijacked <- c
+	})})
+	ln := listen(t)
+	served := serve(d.Serve, ln)
+	c := dial(t, ln.Addr())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+	sc := recv(t, "hijack", hijacked)
+	defer sc.Close()
+
+	if err := recv(t, "Shutdown", shutdown(d.Shutdown, context.Background())); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	recv(t, "Serve", served)
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := io.WriteString(sc, "still here"); err != nil {
+		t.Fatalf("writing on the hijacked connection after Shutdown and Close: %v", err)
+	}
+	buf := make([]byte, len("still here"))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "still here" {
+		t.Fatalf("client of the hijacked connection read %q, %v", buf, err)
+	}
+}
+
+// tempErrListener fails every Accept with a temporary error, as accept(2)
+// does when the process is out of descriptors (EMFILE).
+type tempErrListener struct {
+	net.Listener
+	accepts atomic.Int64
+}
+
+type tempErr struct{}
+
+func (tempErr) Error() string   { return "too many open files (fake)" }
+func (tempErr) Timeout() bool   { return false }
+func (tempErr) Temporary() bool { return true }
+
+func (l *tempErrListener) Accept() (net.Conn, error) {
+	l.accepts.Add(1)
+	return nil, &net.OpError{Op: "accept", Net: "tcp", Err: tempErr{}}
+}
+
+// TestServeBacksOffOnTemporaryError: the temporary Accept error reaches
+// http.Server.Serve unchanged, so it backs off (5ms, 10ms, … up to 1s)
+// rather than spinning.
+func TestServeBacksOffOnTemporaryError(t *testing.T) {
+	checkLeaks(t)
+	ln := &tempErrListener{Listener: listen(t)}
+	var logged atomic.Int64
+	d := drain.NewServer(&http.Server{Handler: hello, ErrorLog: log.New(writerFunc(func(p []byte) (int, error) {
+		logged.Add(1)
+		return len(p), nil
+	}), "", 0)})
+	served := serve(d.Serve, ln)
+	time.Sleep(300 * time.Millisecond)
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := recv(t, "Serve", served); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve returned %v, want %v", err, http.ErrServerClosed)
+	}
+	// Backing off, Serve calls Accept about 7 times in 300ms; spinning, thousands.
+	n := ln.accepts.Load()
+	if n < 2 || n > 20 {
+		t.Fatalf("Accept called %d times in 300ms; want a handful (backoff)", n)
+	}
+	if logged.Load() != n {
+		t.Errorf("http.Server logged %d Accept errors for %d Accept calls", logged.Load(), n)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
