@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -251,17 +250,17 @@ func Classify(err error) string {
 	switch {
 	case errors.As(err, &st):
 		return name + ": " + st.Error()
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, errRefused):
 		return name + ": refused"
-	case errors.Is(err, syscall.ECONNRESET):
+	case errors.Is(err, errReset):
 		return name + ": reset"
-	case errors.Is(err, syscall.EPIPE):
+	case errors.Is(err, errBrokenPipe):
 		return name + ": broken pipe"
 	case errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
 		return name + ": timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return name + ": eof before response"
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
+	case errors.Is(err, errAddrNotAvail):
 		return name + ": no local port"
 	}
 	return name + ": other"

@@ -151,17 +151,6 @@ func (h *harness) start(worker, gen int) (*proc, error) {
 	return p, nil
 }
 
-// signalled tells an exit caused by the harness's own SIGTERM/SIGKILL at
-// the end of a run from a crash.
-func signalled(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGKILL)
-}
-
 func (h *harness) waitReady(p *proc) error {
 	select {
 	case <-p.ready:
