@@ -15,6 +15,9 @@ import (
 // and the check is never skipped.
 var errUnsupported = fmt.Errorf("handoff: handing sockets to a successor is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
+// platform is empty here; Handoff's sys field needs a type on every OS.
+//
+//lint:ignore U1000 used only as the type of a field the stub never reads.
 type platform struct{}
 
 func (h *Handoff) start(context.Context) error { return errUnsupported }
