@@ -220,6 +220,15 @@ loop:
 		}
 		w := (gen - 1) % cfg.Workers
 		old := current[w]
+		// Replace a worker only once its current generation serves: on a
+		// slow machine a generation may take longer to start than a round
+		// of restarts, and killing it then would leave the slot empty.
+		select {
+		case <-old.ready:
+		case <-old.exited: // died starting; replace it all the same
+		default:
+			continue
+		}
 		if cfg.Mode == Crash {
 			old.cmd.Process.Kill()
 			<-old.exited
