@@ -143,8 +143,10 @@ func restartUnderLoad(t *testing.T, mk func(*http.Server) server, duration time.
 	wg.Wait()
 	shutdown(cur, "last generation")
 	r.ok, r.failed = ok.Load(), failed.Load()
-	if r.ok < 1000 {
-		t.Errorf("only %d requests succeeded; the load did not run", r.ok)
+	// Fewer successes than restarts means the clients were not really
+	// running; a count tied to the machine's speed would flake under load.
+	if r.ok < int64(r.restarts) {
+		t.Errorf("only %d requests succeeded over %d restarts; the load did not run", r.ok, r.restarts)
 	}
 	return r
 }
