@@ -10,11 +10,25 @@
 // socket per connection, not per request: a client that keeps its connection
 // alive keeps talking to the same process.
 //
-// SIGINT or SIGTERM stops it gracefully: it stops accepting, lets the
-// requests in flight finish (for at most -shutdown-timeout), and exits 0.
-// Closing its socket still resets any connection that was waiting in that
-// socket's accept queue; restarting without losing those needs the listening
-// socket handed to a successor instead, which this example does not do yet.
+// SIGINT or SIGTERM stops it without dropping a connection it accepted: it
+// stops accepting, answers every connection already accepted (for at most
+// -shutdown-timeout; see the drain package), and exits 0. Closing its socket
+// still resets the connections waiting in that socket's accept queue, unless
+// the kernel moves them to another copy (net.ipv4.tcp_migrate_req=1, which
+// the server logs at start).
+//
+// With -handoff PATH a restart loses nothing: start the new copy with the
+// same -addr and -handoff, and it takes the old copy's listening socket
+// over PATH (see the handoff package); the old copy then drains and exits 0
+// by itself. Each worker of a group needs its own PATH:
+//
+//	httpserver -addr :8080 -handoff /run/httpserver/w1.sock &
+//	httpserver -addr :8080 -handoff /run/httpserver/w2.sock &
+//	httpserver -addr :8080 -handoff /run/httpserver/w1.sock &   # replaces the first
+//
+// -shutdown stdlib stops with plain http.Server.Shutdown instead of the
+// drain. It loses requests on every restart and exists only so that the
+// restart benchmark (internal/cmd/restartbench) can show how many.
 package main
 
 import (
@@ -24,11 +38,13 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/handoff"
 )
 
 func main() {
@@ -41,21 +57,66 @@ func main() {
 }
 
 // run is the whole program but for what belongs to the process (signals,
-// the exit status), so that a test can call it: it serves until ctx is done,
-// then shuts down gracefully.
+// the exit status), so that a test can call it: it serves until ctx is done
+// or a successor has taken its socket, then drains and returns.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	ln, err := reuseport.Listen("tcp", cfg.addr)
-	if err != nil {
-		return err
-	}
 	pid := os.Getpid()
 	logger := log.New(stderr, fmt.Sprintf("httpserver: pid=%d ", pid), 0)
-	logger.Printf("listening on %s (reuseport: %v)", ln.Addr(), reuseport.Capabilities())
-	return serve(ctx, newServer(pid, logger), ln, cfg.shutdownTimeout)
+
+	// Without -handoff there is no predecessor to tell and no successor
+	// to wait for: the listener is fresh, and only a signal stops it.
+	var (
+		ln        net.Listener
+		origin    = handoff.Fresh
+		ready     = func() error { return nil }
+		successor <-chan struct{}
+	)
+	if cfg.handoff == "" {
+		ln, err = reuseport.Listen("tcp", cfg.addr)
+		if err != nil {
+			return err
+		}
+	} else {
+		h, err := handoff.Start(ctx, handoff.Config{Path: cfg.handoff, Logf: logger.Printf})
+		if err != nil {
+			return err
+		}
+		// Stops answering on the path if no successor took over; the
+		// listener itself is closed by the shutdown.
+		defer h.Close()
+		ln, err = h.Listen("tcp", cfg.addr)
+		if err != nil {
+			return err
+		}
+		origin = h.Sockets()[0].Origin
+		ready, successor = h.Ready, h.Done()
+	}
+	logger.Print(migrationNote())
+
+	srv := newServer(pid, logger, cfg.shutdown)
+	announce := func() {
+		logger.Printf("listening on %s (reuseport: %v; socket: %v)", ln.Addr(), reuseport.Capabilities(), origin)
+	}
+	return serve(ctx, srv, ln, ready, announce, successor, cfg.shutdownTimeout, logger)
+}
+
+// migrationNote says what the kernel does with the connections queued on
+// this process's socket if the socket closes without being handed off: on
+// a crash, a scale-down, or a restart without -handoff.
+func migrationNote() string {
+	on, err := reuseport.MigratesRequests()
+	switch {
+	case err != nil:
+		return fmt.Sprintf("tcp_migrate_req unknown (%v): a copy that exits without handing off its socket resets the connections queued on it", err)
+	case on:
+		return "tcp_migrate_req=1: a copy that exits without handing off its socket has its queued connections moved to another copy (about 1000x less loss than 0, not zero)"
+	default:
+		return "tcp_migrate_req=0: a copy that exits without handing off its socket resets the connections queued on it (sysctl net.ipv4.tcp_migrate_req=1 moves them to another copy instead)"
+	}
 }
 
 // exitCode reports err and turns it into an exit status, following the flag

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -125,6 +126,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"flag without value", []string{"-addr"}, 2, "flag needs an argument: -addr"},
 		{"argument", []string{"-addr", "127.0.0.1:0", "extra"}, 2, `unexpected argument "extra"`},
 		{"zero timeout", []string{"-shutdown-timeout", "0s"}, 2, "-shutdown-timeout must be positive"},
+		{"bad shutdown", []string{"-shutdown", "fast"}, 2, "-shutdown must be drain or stdlib"},
 		{"bad port", []string{"-addr", "127.0.0.1:notaport"}, 1, badPort},
 		{"port taken", []string{"-addr", held.Addr().String()}, 1, portTaken},
 	}
@@ -354,4 +356,39 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestHandoffReplacesServer is -handoff's promise in the small: a second copy
+// started with the same -addr and -handoff takes over the socket, and the
+// first leaves by itself, with status 0, as soon as the second serves.
+func TestHandoffReplacesServer(t *testing.T) {
+	if c := reuseport.Capabilities(); !c.Share {
+		t.Skipf("this OS cannot share ports: %v", c.Err)
+	}
+	path := filepath.Join(t.TempDir(), "w1.sock")
+	first := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path)
+	if !strings.Contains(first.log.String(), "socket: fresh") {
+		t.Errorf("the first copy does not say its socket is fresh:\n%s", first.log)
+	}
+	second := startServer(t, "-addr", first.addr, "-handoff", path)
+	if !strings.Contains(second.log.String(), "socket: inherited") {
+		t.Errorf("the successor does not say it inherited its socket:\n%s", second.log)
+	}
+	select {
+	case <-first.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.log)
+	}
+	if first.err != nil {
+		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.err, first.log)
+	}
+	if !strings.Contains(first.log.String(), "shutting down: a successor took over") {
+		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.log)
+	}
+	for pid := range get(t, first.addr, 20) {
+		if pid != second.pid {
+			t.Errorf("pid %d answered after the handoff; want only the successor, pid %d", pid, second.pid)
+		}
+	}
+	second.stop(t, syscall.SIGTERM)
 }
