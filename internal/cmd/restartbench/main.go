@@ -161,8 +161,8 @@ func child(ctx context.Context, o options) error {
 	if err := netns.LoopbackUp(); err != nil {
 		return fmt.Errorf("bringing lo up: %w", err)
 	}
-	fmt.Printf("restartbench: %d workers, %d clients, a successor every %v, %v per run; %s, %d cores, Go %s\n\n",
-		o.workers, o.clients, o.interval, o.duration, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	fmt.Printf("restartbench: %d workers, %d clients, a successor every %v, %v per run\nmachine: %s\n\n",
+		o.workers, o.clients, o.interval, o.duration, machine())
 
 	var runs []run
 	for _, sc := range scenarios() {
@@ -175,6 +175,25 @@ func child(ctx context.Context, o options) error {
 	}
 	printTable(os.Stdout, runs)
 	return nil
+}
+
+// machine describes where the figures come from, for the reader who
+// compares them with their own.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimLeft(name, " \t:"))
+				break
+			}
+		}
+	}
+	kernel := "kernel unknown"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = "kernel " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%s, %d cores, %s, %s/%s, %s", cpu, runtime.NumCPU(), kernel, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
 func (s scenario) String() string {
