@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -55,6 +56,7 @@ type options struct {
 	workers  int
 	interval time.Duration
 	verbose  bool
+	only     *regexp.Regexp
 }
 
 func main() {
@@ -64,7 +66,13 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 2, "server processes sharing the port")
 	flag.DurationVar(&o.interval, "interval", 250*time.Millisecond, "time between two successor starts, workers in turn")
 	flag.BoolVar(&o.verbose, "v", false, "copy every server's log to stderr")
+	only := flag.String("run", "", "run only the scenarios whose description (as printed) matches this `regexp`")
 	flag.Parse()
+	var err error
+	if o.only, err = regexp.Compile(*only); err != nil {
+		fmt.Fprintf(os.Stderr, "restartbench: -run: %v\n", err)
+		os.Exit(2)
+	}
 	if flag.NArg() > 0 || o.duration <= 0 || o.clients <= 0 || o.workers <= 0 || o.interval <= 0 {
 		fmt.Fprintln(os.Stderr, "restartbench: takes flags only, each positive")
 		flag.Usage()
@@ -73,7 +81,6 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var err error
 	if os.Getenv(envHostNetns) == "" {
 		err = parent(ctx)
 	} else {
@@ -166,6 +173,9 @@ func child(ctx context.Context, o options) error {
 
 	var runs []run
 	for _, sc := range scenarios() {
+		if !o.only.MatchString(sc.String()) {
+			continue
+		}
 		res, err := runScenario(ctx, o, sc)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc, err)
