@@ -22,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/b93f8b21/reuseport/internal/netns"
 )
 
 // EnvRequire, when set to a non-empty value, turns "namespaces are not
@@ -37,7 +39,7 @@ const envChild = "REUSEPORT_NSTEST_CHILD"
 func Isolate(t testing.TB) (parent bool) {
 	t.Helper()
 	if os.Getenv(envChild) == t.Name() {
-		if err := loopbackUp(); err != nil {
+		if err := netns.LoopbackUp(); err != nil {
 			t.Fatalf("nstest: bringing lo up in the new namespace: %v", err)
 		}
 		return false

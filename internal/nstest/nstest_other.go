@@ -12,8 +12,6 @@ func unavailable() string { return "network namespaces are Linux only, this is "
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }
 
-func loopbackUp() error { return errors.ErrUnsupported }
-
 // SetSysctl is Linux only.
 func SetSysctl(name, value string) error { return errors.ErrUnsupported }
 

@@ -243,16 +243,29 @@ loop:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := h.waitReady(next); err != nil {
+			err := h.waitReady(next)
+			if err != nil {
 				h.problem("%v", err)
+			} else {
+				resMu.Lock()
+				res.Restarts = append(res.Restarts, time.Since(began))
+				resMu.Unlock()
+			}
+			if cfg.Mode != Signal {
 				return
 			}
-			resMu.Lock()
-			res.Restarts = append(res.Restarts, time.Since(began))
-			resMu.Unlock()
-			if cfg.Mode == Signal {
-				old.cmd.Process.Signal(syscall.SIGTERM)
+			// A predecessor still starting up may not handle SIGTERM yet,
+			// and would die of it instead of draining: wait until it
+			// serves, or has gone. It is stopped even when its successor
+			// failed (a problem already), else nothing ever stops it and
+			// it would be reported stuck as well.
+			select {
+			case <-old.ready:
+			case <-old.exited:
+				return
+			case <-time.After(cfg.StartTimeout): // it never served: a problem already
 			}
+			old.cmd.Process.Signal(syscall.SIGTERM)
 		}()
 	}
 	wg.Wait()
@@ -270,6 +283,13 @@ loop:
 	for _, p := range procs {
 		if isCurrent[p] {
 			continue
+		}
+		// Once lingerCtx has ended select would pick either case at
+		// random, and report some that exited as stuck: look first.
+		select {
+		case <-p.exited:
+			continue
+		default:
 		}
 		select {
 		case <-p.exited:

@@ -1,0 +1,15 @@
+// Package netns holds the few steps a process takes to run inside a private
+// network namespace of its own, shared by the tests (internal/nstest) and the
+// restart benchmark (internal/cmd/restartbench): a namespace starts with its
+// loopback interface down, and code that writes per-namespace sysctls must
+// know for sure it is no longer in the host's namespace.
+package netns
+
+// LoopbackUp brings up the loopback interface of the calling process's
+// network namespace, which a new namespace starts with down.
+func LoopbackUp() error { return loopbackUp() }
+
+// ID names the network namespace of the calling process, such as
+// "net:[4026531840]": two processes are in the same namespace exactly when
+// their IDs are equal.
+func ID() (string, error) { return id() }
