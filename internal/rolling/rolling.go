@@ -221,6 +221,13 @@ loop:
 		w := (gen - 1) % cfg.Workers
 		old := current[w]
 		if cfg.Mode == Crash {
+			// Killing one still starting would be counted as its failure
+			// to start: crash it once it serves.
+			select {
+			case <-old.ready:
+			case <-old.exited:
+			case <-time.After(cfg.StartTimeout):
+			}
 			old.cmd.Process.Kill()
 			<-old.exited
 		}
