@@ -66,8 +66,13 @@ func Isolate(t testing.TB) (parent bool) {
 	// The race runtime sleeps a second at exit unless told not to.
 	cmd.Env = append(os.Environ(), envChild+"="+t.Name(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.SysProcAttr = sysProcAttr()
+	// One namespace child at a time, across the packages go test runs in
+	// parallel: these are the tests that load loopback hard, and two at
+	// once on a small machine starve each other into timeouts.
+	unlock := lockMachine(t)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
+	unlock()
 	text := string(out)
 	switch {
 	case err != nil && cmd.ProcessState == nil:

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 )
 
 func unavailable() string {
@@ -48,4 +49,21 @@ func SetSysctl(name, value string) error {
 func Sysctl(name string) (string, error) {
 	b, err := os.ReadFile(filepath.Join("/proc/sys", name))
 	return strings.TrimSpace(string(b)), err
+}
+
+// lockMachine takes an exclusive lock shared by every test binary of the
+// machine, and returns its release. A lock it cannot take is not worth
+// failing a test for: it logs why and runs unserialized.
+func lockMachine(t testing.TB) (unlock func()) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "reuseport-nstest.lock"), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Logf("nstest: not serializing with other namespace tests: %v", err)
+		return func() {}
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Logf("nstest: not serializing with other namespace tests: %v", err)
+		return func() {}
+	}
+	return func() { f.Close() } // closing the only descriptor releases the lock
 }

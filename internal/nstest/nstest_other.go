@@ -6,6 +6,7 @@ import (
 	"errors"
 	"runtime"
 	"syscall"
+	"testing"
 )
 
 func unavailable() string { return "network namespaces are Linux only, this is " + runtime.GOOS }
@@ -17,3 +18,5 @@ func SetSysctl(name, value string) error { return errors.ErrUnsupported }
 
 // Sysctl is Linux only.
 func Sysctl(name string) (string, error) { return "", errors.ErrUnsupported }
+
+func lockMachine(testing.TB) (unlock func()) { return func() {} }

@@ -230,6 +230,13 @@ loop:
 			continue
 		}
 		if cfg.Mode == Crash {
+			// Killing one still starting would be counted as its failure
+			// to start: crash it once it serves.
+			select {
+			case <-old.ready:
+			case <-old.exited:
+			case <-time.After(cfg.StartTimeout):
+			}
 			old.cmd.Process.Kill()
 			<-old.exited
 		}
