@@ -28,6 +28,11 @@ func (r *runner) header(took time.Duration) string {
 	case r.partial:
 		b.WriteString("**A partial run: only some sections.**\n\n")
 	}
+	if r.loadAtStart > float64(runtime.NumCPU()) {
+		b.WriteString("**The machine was busy with other work when this run began** (load average above its core " +
+			"count; see the table below), so figures vary more from round to round than on an idle machine: " +
+			"read the ranges, not only the medians.\n\n")
+	}
 	fmt.Fprintf(&b, "All figures below come from one run of\n\n```\n%s\n```\n\n", cmd)
 	fmt.Fprintf(&b, "which took %v. Each section also says how to repeat it alone. Load goes to 127.0.0.1 only; "+
 		"the load generator runs on the same cores as the servers, so absolute figures are lower than on separate "+
@@ -44,10 +49,24 @@ func (r *runner) header(took time.Duration) string {
 	if v, _, _ := strings.Cut(wrk.Version(), " Copyright"); v != "" {
 		row("wrk", v)
 	}
+	row("Load average (1 min) before the run", fmt.Sprintf("%.1f", r.loadAtStart))
 	if r.commit != "" {
 		row("Commit", r.commit)
 	}
 	return b.String()
+}
+
+// loadAverage is the 1-minute load average, or -1 if unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	var l float64
+	if _, err := fmt.Sscan(string(b), &l); err != nil {
+		return -1
+	}
+	return l
 }
 
 func cpuModel() string {

@@ -120,12 +120,13 @@ func pickSections(names string) ([]section, error) {
 
 // runner holds what every section needs.
 type runner struct {
-	short    bool
-	out      string // root of the output tree
-	n        int    // processes in the throughput runs
-	benchDir string // the bench module, where go test and go tool run
-	partial  bool   // not every section runs
-	commit   string // the code measured, read before the run writes anything
+	short       bool
+	out         string  // root of the output tree
+	n           int     // processes in the throughput runs
+	benchDir    string  // the bench module, where go test and go tool run
+	partial     bool    // not every section runs
+	commit      string  // the code measured, read before the run writes anything
+	loadAtStart float64 // the 1-minute load average when the run began
 	// deadline bounds the whole run; children are told to exit by then.
 	deadline time.Time
 }
@@ -208,6 +209,7 @@ func (r *runner) prepare() error {
 	}
 	r.benchDir = filepath.Dir(gomod)
 	r.commit = commit(r.benchDir)
+	r.loadAtStart = loadAverage()
 	if r.out == "" {
 		if r.out, err = os.MkdirTemp("", "benchall-"); err != nil {
 			return err
