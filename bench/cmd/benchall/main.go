@@ -88,6 +88,9 @@ func main() {
 	if flag.NArg() > 0 {
 		log.Fatalf("benchall: unexpected arguments %q", flag.Args())
 	}
+	if r.n < 1 || r.n > 64 {
+		log.Fatalf("benchall: -n %d: want 1 to 64 processes", r.n)
+	}
 	chosen, err := pickSections(names)
 	if err != nil {
 		log.Fatal(err)
