@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -59,15 +60,54 @@ func BenchmarkListenClose(b *testing.B) {
 		b.Run("impl="+impl.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				ln, err := impl.listen("127.0.0.1:0")
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := ln.Close(); err != nil {
-					b.Fatal(err)
-				}
+				listenClose(b, impl)
 			}
 		})
+	}
+}
+
+// BenchmarkListenClosePaired runs every implementation once per iteration,
+// in rotating order, so that a busy moment on a shared machine slows all of
+// them alike, and reports each one's median time per listener and its
+// ratio to net.Listen's. Medians, because on a busy machine a few calls
+// are preempted for milliseconds, and a mean would charge those to
+// whichever implementation happened to be running.
+func BenchmarkListenClosePaired(b *testing.B) {
+	took := make([][]time.Duration, len(listenImpls))
+	iter := 0
+	for b.Loop() {
+		for k := range listenImpls {
+			j := (iter + k) % len(listenImpls)
+			start := time.Now()
+			listenClose(b, listenImpls[j])
+			took[j] = append(took[j], time.Since(start))
+		}
+		iter++
+	}
+	b.StopTimer()
+	base := medianDuration(took[0])
+	for j, impl := range listenImpls {
+		m := medianDuration(took[j])
+		b.ReportMetric(float64(m.Nanoseconds()), impl.name+"-ns/op")
+		if j > 0 {
+			b.ReportMetric(float64(m)/float64(base), impl.name+"/net")
+		}
+	}
+	b.ReportMetric(0, "ns/op") // the time of all five together says nothing
+}
+
+func medianDuration(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+func listenClose(b *testing.B, impl listenImpl) {
+	ln, err := impl.listen("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ln.Close(); err != nil {
+		b.Fatal(err)
 	}
 }
 
