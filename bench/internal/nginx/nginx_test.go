@@ -1,0 +1,64 @@
+package nginx
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestParseStatus(t *testing.T) {
+	const page = "Active connections: 1 \nserver accepts handled requests\n 12 11 345 \nReading: 0 Writing: 1 Waiting: 0 \n"
+	st, err := parseStatus(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != (Status{Accepts: 12, Handled: 11, Requests: 345}) {
+		t.Errorf("parsed %+v", st)
+	}
+	if _, err := parseStatus(strings.NewReader("Active connections: 1\n")); err == nil {
+		t.Error("a page without counters parsed")
+	}
+}
+
+func TestServer(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	s, err := Start(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if pids, err := s.Workers(); err != nil || len(pids) != 2 {
+		t.Errorf("workers %v (%v), want 2", pids, err)
+	}
+	before, err := s.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + s.Addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || string(body) != Body {
+		t.Fatalf("GET /: %s %q %v", resp.Status, body, err)
+	}
+	after, err := s.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The GET and the second status request.
+	if got := after.Requests - before.Requests; got != 2 {
+		t.Errorf("nginx counted %d requests between two status requests with one GET, want 2", got)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get("http://" + s.Addr + "/"); err == nil {
+		t.Error("nginx still answers after Stop")
+	}
+}
