@@ -14,7 +14,8 @@ import (
 // refuses connect(2) on a socket that has it. SO_REUSEADDR goes on stream
 // sockets only, as on Linux: on UDP it changes who may bind the port.
 func setReusePort(fd uintptr, stream, listening bool) error {
-	if stream {
+	// Package net has already set SO_REUSEADDR on every TCP listener.
+	if stream && !listening {
 		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
 		}

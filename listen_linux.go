@@ -11,10 +11,11 @@ import (
 // setReusePort lets the socket join a reuseport group. SO_REUSEADDR goes on
 // stream sockets only: on a UDP socket it would let a socket of another user
 // that also sets it bind the same port, skipping the kernel's same-uid check
-// that SO_REUSEPORT enforces. Linux balances any group, so listening needs
-// nothing more.
+// that SO_REUSEPORT enforces. A listener skips it because package net has
+// already set it on every TCP listener, and Linux balances any group, so
+// listening needs nothing more.
 func setReusePort(fd uintptr, stream, listening bool) error {
-	if stream {
+	if stream && !listening {
 		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
 		}
