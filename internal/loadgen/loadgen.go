@@ -1,18 +1,22 @@
-// Package loadgen drives an HTTP server the way the restart tests and
-// benchmarks need: many clients, each request on a new connection (HTTP/1.0,
-// no retries), every failure classified, and the full dial-to-response
-// latency recorded. It talks raw HTTP so that nothing between the client and
-// the socket (a transport's retry, a pooled connection) can hide a failure.
+// Package loadgen drives an HTTP server the way the restart tests and the
+// benchmarks need: many clients, each request on a new connection (HTTP/1.0)
+// or each client on one keep-alive connection (HTTP/1.1), no retries, every
+// failure classified, and every request's start and latency kept, so that a
+// run can be summed up whole or cut into intervals around events such as
+// restarts. It talks raw HTTP so that nothing between the client and the
+// socket (a transport's retry, a pooled connection) can hide a failure.
 package loadgen
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
@@ -30,6 +34,11 @@ type Config struct {
 	Requests int           // stop after this many requests in all (0: no limit)
 	Timeout  time.Duration // per request, dial to last byte; 0 means 5s
 	Path     string        // request path; "" means "/"
+	// KeepAlive sends each client's requests over one HTTP/1.1 connection,
+	// opening a new one only after a failure. Otherwise every request
+	// opens a connection of its own, and the server closes it after
+	// answering.
+	KeepAlive bool
 }
 
 // Sample is one request's outcome, kept for timelines and percentiles.
@@ -44,7 +53,7 @@ type Sample struct {
 // Result is what a run saw.
 type Result struct {
 	Elapsed  time.Duration
-	Samples  []Sample          // in no particular order
+	Samples  []Sample          // in the order they started
 	Failures map[string]int    // kind -> count
 	Examples map[string]string // kind -> the first error of that kind, for diagnosis
 }
@@ -60,6 +69,9 @@ func (r *Result) Failed() int {
 	}
 	return n
 }
+
+// OK is the number of requests answered with 200.
+func (r *Result) OK() int { return r.Requests() - r.Failed() }
 
 // PIDs counts the successful responses per serving process.
 func (r *Result) PIDs() map[int]int {
@@ -83,8 +95,7 @@ func (r *Result) Percentile(p float64) time.Duration {
 		l[i] = s.Latency
 	}
 	slices.Sort(l)
-	i := int(p * float64(len(l)-1))
-	return l[i]
+	return rank(l, p)
 }
 
 // Max is the longest latency seen.
@@ -126,12 +137,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Path == "" {
 		cfg.Path = "/"
 	}
-	if cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
-		defer cancel()
+	proto := "HTTP/1.0"
+	if cfg.KeepAlive {
+		proto = "HTTP/1.1"
 	}
-	request := []byte("GET " + cfg.Path + " HTTP/1.0\r\nHost: " + cfg.Addr + "\r\n\r\n")
+	request := []byte("GET " + cfg.Path + " " + proto + "\r\nHost: " + cfg.Addr + "\r\n\r\n")
 
 	var (
 		mu      sync.Mutex
@@ -152,14 +162,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return true
 	}
 	begin := time.Now()
+	// The clock, not a context's timer, ends the run, so that no request
+	// starts after Duration however late a timer fires.
+	running := func() bool {
+		return ctx.Err() == nil && (cfg.Duration <= 0 || time.Since(begin) < cfg.Duration)
+	}
 	for range cfg.Clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
+			c := client{addr: cfg.Addr, request: request, keepAlive: cfg.KeepAlive}
+			defer c.close()
 			var local []Sample
-			for ctx.Err() == nil && take() {
+			for running() && take() {
 				start := time.Now()
-				pid, err := one(cfg.Addr, request, start.Add(cfg.Timeout))
+				pid, err := c.do(start.Add(cfg.Timeout))
 				s := Sample{Start: start.Sub(begin), Latency: time.Since(start), PID: pid}
 				if err != nil {
 					s.Failure, s.err = Classify(err), err
@@ -169,9 +184,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			mu.Lock()
 			samples = append(samples, local...)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
+	slices.SortFunc(samples, func(a, b Sample) int { return cmp.Compare(a.Start, b.Start) })
 	r := &Result{Elapsed: time.Since(begin), Samples: samples, Failures: make(map[string]int), Examples: make(map[string]string)}
 	for _, s := range samples {
 		if s.Failure != "" {
@@ -198,30 +214,75 @@ type errStatus struct{ line string }
 
 func (e *errStatus) Error() string { return "status " + e.line }
 
-// one sends a request on a new connection and reads the whole response.
-func one(addr string, request []byte, deadline time.Time) (pid int, err error) {
-	c, err := net.DialTimeout("tcp", addr, time.Until(deadline))
-	if err != nil {
-		return 0, &stage{"dial", err}
+// client is one of a run's clients, with its connection if it keeps one.
+type client struct {
+	addr      string
+	request   []byte
+	keepAlive bool
+	conn      net.Conn
+	br        *bufio.Reader
+}
+
+// do sends one request, on a new connection unless a kept one is open, and
+// reads the whole response. A connection that failed is not used again.
+func (c *client) do(deadline time.Time) (pid int, err error) {
+	if c.conn == nil {
+		conn, err := net.DialTimeout("tcp", c.addr, time.Until(deadline))
+		if err != nil {
+			return 0, &stage{"dial", err}
+		}
+		c.conn = conn
+		if c.br == nil {
+			c.br = bufio.NewReader(conn)
+		} else {
+			c.br.Reset(conn)
+		}
 	}
-	defer c.Close()
-	c.SetDeadline(deadline)
-	if _, err := c.Write(request); err != nil {
+	pid, err = c.exchange(deadline)
+	if err != nil || !c.keepAlive {
+		c.close()
+	}
+	return pid, err
+}
+
+func (c *client) exchange(deadline time.Time) (pid int, err error) {
+	c.conn.SetDeadline(deadline)
+	if _, err := c.conn.Write(c.request); err != nil {
 		return 0, &stage{"write", err}
 	}
-	// HTTP/1.0 without keep-alive: the server closes after the response.
-	body, err := io.ReadAll(bufio.NewReader(c))
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			// Nothing at all came back: not even a status line.
+			return 0, &stage{"read", io.EOF}
+		}
+		return 0, &stage{"read", err}
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if err != nil {
 		return 0, &stage{"read", err}
 	}
-	if len(body) == 0 {
-		return 0, &stage{"read", io.EOF}
+	if resp.StatusCode != http.StatusOK {
+		return 0, &stage{"response", &errStatus{resp.Proto + " " + resp.Status}}
 	}
-	line, _, _ := bytes.Cut(body, []byte("\r\n"))
-	if f := strings.Fields(string(line)); len(f) < 2 || f[1] != "200" {
-		return 0, &stage{"response", &errStatus{string(line)}}
+	if !c.keepAlive {
+		// Wait for the server to close, so that it holds the TIME_WAIT
+		// and a long run cannot use up the client's ports; a reset here
+		// still fails the request, as a client reading to the end would
+		// see it.
+		if _, err := io.Copy(io.Discard, c.br); err != nil {
+			return 0, &stage{"read", err}
+		}
 	}
 	return parsePID(body), nil
+}
+
+func (c *client) close() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
 }
 
 // parsePID finds "pid=N" in a response, as the example server writes it.

@@ -1,10 +1,16 @@
 package loadgen_test
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,5 +127,103 @@ func TestTimeoutIsBounded(t *testing.T) {
 	}
 	if r.Max() > time.Second {
 		t.Fatalf("a 200ms timeout took %v", r.Max())
+	}
+}
+
+// TestRunCountsEveryRequest checks, against a real net/http server's own
+// counters, that every request the server answered is counted once, that
+// keep-alive clients reuse their connections and the others do not, and
+// that the intervals add up to the run.
+func TestRunCountsEveryRequest(t *testing.T) {
+	for _, keepAlive := range []bool{false, true} {
+		name := "close"
+		if keepAlive {
+			name = "keep-alive"
+		}
+		t.Run(name, func(t *testing.T) {
+			var served, conns atomic.Int64
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				served.Add(1)
+				fmt.Fprintf(w, "hello from pid=%d\n", os.Getpid())
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Start()
+			defer srv.Close()
+			const clients = 4
+			r, err := loadgen.Run(context.Background(), loadgen.Config{
+				Addr: srv.Listener.Addr().String(), Clients: clients, Duration: 300 * time.Millisecond, KeepAlive: keepAlive,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Requests() == 0 || r.OK() != r.Requests() || r.Failed() != 0 {
+				t.Fatalf("want every request answered, got %s", r)
+			}
+			if got := r.PIDs()[os.Getpid()]; got != r.OK() {
+				t.Errorf("pid=%d named in %d of %d responses", os.Getpid(), got, r.OK())
+			}
+			srv.Close() // waits for the handlers, so served is final
+			if int64(r.OK()) != served.Load() {
+				t.Errorf("client counted %d answers, server served %d", r.OK(), served.Load())
+			}
+			if keepAlive && conns.Load() > clients {
+				t.Errorf("%d connections for %d keep-alive clients", conns.Load(), clients)
+			}
+			if !keepAlive && conns.Load() != served.Load() {
+				t.Errorf("%d connections for %d requests; want one each", conns.Load(), served.Load())
+			}
+			if !slices.IsSortedFunc(r.Samples, func(a, b loadgen.Sample) int { return cmp.Compare(a.Start, b.Start) }) {
+				t.Error("samples are not in the order they started")
+			}
+			// A loaded machine may stall a client for most of the run, so
+			// only the first interval is sure to hold requests.
+			const width = 100 * time.Millisecond
+			ivs := r.Intervals(width)
+			if len(ivs) < 1 || len(ivs) > 3 {
+				t.Fatalf("%d intervals of %v in a 300ms run, want 1 to 3: %+v", len(ivs), width, ivs)
+			}
+			sum := 0
+			for i, iv := range ivs {
+				sum += iv.OK + iv.Failed
+				if iv.At != time.Duration(i)*width || (i == 0 && iv.OK == 0) || iv.P50 > iv.P99 || iv.P99 > iv.Max {
+					t.Errorf("interval %d: %+v", i, iv)
+				}
+			}
+			if sum != r.Requests() {
+				t.Errorf("intervals hold %d requests, the run %d", sum, r.Requests())
+			}
+		})
+	}
+}
+
+// TestKeepAliveReconnects checks that a keep-alive client whose connection
+// breaks counts that failure and carries on over a new connection.
+func TestKeepAliveReconnects(t *testing.T) {
+	var n atomic.Int64
+	addr := serve(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			req.Body.Close()
+			if n.Add(1)%3 == 0 {
+				return // every third request: hang up instead of answering
+			}
+			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+		}
+	})
+	r, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Clients: 1, Requests: 30, KeepAlive: true, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests() != 30 || r.Failures["read: eof before response"] != 10 || r.OK() != 20 {
+		t.Fatalf("want 20 answered and 10 eof failures of 30, got %s", r)
 	}
 }

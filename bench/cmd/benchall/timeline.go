@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/httpserver"
-	"github.com/b93f8b21/reuseport/bench/internal/load"
 	"github.com/b93f8b21/reuseport/bench/internal/plots"
+	"github.com/b93f8b21/reuseport/internal/loadgen"
 )
 
 const (
@@ -33,14 +34,14 @@ func (r *runner) timelineSection(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := load.Config{Addr: g.addr, Clients: timelineClients, Duration: duration}
-	res, loadErr := load.Run(ctx, cfg)
+	cfg := loadgen.Config{Addr: g.addr, Clients: timelineClients, Duration: duration}
+	res, loadErr := loadgen.Run(ctx, cfg)
 	if _, err := g.stop(); err != nil || loadErr != nil {
 		return "", errors.Join(loadErr, err)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "The Go server on `reuseport.Listen` in %d processes, loaded for %v by %d clients of this "+
-		"repository's own load client (`bench/internal/load`), one request per connection. Unlike wrk it keeps "+
+		"repository's own load client (`internal/loadgen`), one request per connection. Unlike wrk it keeps "+
 		"every request, so a run can be cut into intervals; the restart benchmarks draw this same figure with "+
 		"the restart instants marked, and this steady run is what to read them against.\n\n",
 		r.n, duration, timelineClients)
@@ -54,42 +55,36 @@ func (r *runner) timelineSection(ctx context.Context) (string, error) {
 // (restart instants, say) drawn across it, and returns the markdown that
 // shows it and its totals. It fails if the run had no successful request,
 // or any failed one and no marks: a steady server must not drop requests.
-// A restart section reports its failures itself, from res.Totals().
-func (r *runner) timelineFigure(name, title string, res *load.Result, width time.Duration, marks []plots.Mark) (string, error) {
+// A restart section reports its failures itself.
+func (r *runner) timelineFigure(name, title string, res *loadgen.Result, width time.Duration, marks []plots.Mark) (string, error) {
 	img := filepath.Join(r.imgDir(), name+".png")
 	if err := plots.Timeline(img, title, res.Intervals(width), width, marks); err != nil {
 		return "", err
 	}
-	t := res.Totals()
 	var b strings.Builder
 	fmt.Fprintf(&b, "![%s](%s)\n\n", title, r.rel(img))
-	fmt.Fprintf(&b, "Top: latency of the requests started in each %v interval (p50, p99, max; log scale). "+
+	fmt.Fprintf(&b, "Top: latency of the requests answered in each %v interval, by when they started (p50, p99, max; log scale). "+
 		"Bottom: requests answered and failed per second.\n\n", width)
 	fmt.Fprintf(&b, "%d requests in %v: %d answered (%.0f/s), %d failed%s; latency p50 %s, p99 %s, max %s.\n",
-		t.Requests, res.Elapsed.Round(time.Millisecond), t.OK, float64(t.OK)/res.Elapsed.Seconds(),
-		t.Requests-t.OK, failureKinds(t, res), roundDur(t.P50), roundDur(t.P99), roundDur(t.Max))
+		res.Requests(), res.Elapsed.Round(time.Millisecond), res.OK(), float64(res.OK())/res.Elapsed.Seconds(),
+		res.Failed(), failureKinds(res), roundDur(res.Percentile(0.5)), roundDur(res.Percentile(0.99)), roundDur(res.Max()))
 	switch {
-	case t.OK == 0:
-		return b.String(), fmt.Errorf("%s: no request was answered%s", title, failureKinds(t, res))
-	case t.Requests > t.OK && len(marks) == 0:
-		return b.String(), fmt.Errorf("%s: %d of %d requests failed under steady load%s", title, t.Requests-t.OK, t.Requests, failureKinds(t, res))
+	case res.OK() == 0:
+		return b.String(), fmt.Errorf("%s: no request was answered%s", title, failureKinds(res))
+	case res.Failed() > 0 && len(marks) == 0:
+		return b.String(), fmt.Errorf("%s: %d of %d requests failed under steady load%s", title, res.Failed(), res.Requests(), failureKinds(res))
 	}
 	return b.String(), nil
 }
 
 // failureKinds lists failures by kind with the first message of each.
-func failureKinds(t load.Totals, res *load.Result) string {
-	if len(t.Failures) == 0 {
+func failureKinds(res *loadgen.Result) string {
+	if len(res.Failures) == 0 {
 		return ""
 	}
-	kinds := make([]load.Failure, 0, len(t.Failures))
-	for f := range t.Failures {
-		kinds = append(kinds, f)
-	}
-	slices.Sort(kinds)
 	var parts []string
-	for _, f := range kinds {
-		parts = append(parts, fmt.Sprintf("%d %s (first: %s)", t.Failures[f], f, res.FirstErrors[f]))
+	for _, kind := range slices.Sorted(maps.Keys(res.Failures)) {
+		parts = append(parts, fmt.Sprintf("%d %s (first: %s)", res.Failures[kind], kind, res.Examples[kind]))
 	}
 	return " (" + strings.Join(parts, "; ") + ")"
 }

@@ -12,7 +12,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/b93f8b21/reuseport/bench/internal/load"
+	"github.com/b93f8b21/reuseport/internal/loadgen"
 )
 
 // Mark is an instant to draw across a timeline, such as a restart.
@@ -24,11 +24,11 @@ type Mark struct {
 // Timeline draws a load run over time as a PNG: latency percentiles of
 // each interval (log scale) above successful and failed requests per
 // second, with marks drawn across both. width is the intervals' width.
-func Timeline(path, title string, ivs []load.Interval, width time.Duration, marks []Mark) error {
+func Timeline(path, title string, ivs []loadgen.Interval, width time.Duration, marks []Mark) error {
 	if len(ivs) == 0 || width <= 0 {
 		return fmt.Errorf("plots: no intervals to draw")
 	}
-	mid := func(iv load.Interval) float64 { return (iv.At + width/2).Seconds() }
+	mid := func(iv loadgen.Interval) float64 { return (iv.At + width/2).Seconds() }
 	perSec := float64(time.Second) / float64(width)
 
 	lat := plot.New()
@@ -43,11 +43,11 @@ func Timeline(path, title string, ivs []load.Interval, width time.Duration, mark
 	for _, s := range []struct {
 		name  string
 		color color.Color
-		pick  func(load.Interval) time.Duration
+		pick  func(loadgen.Interval) time.Duration
 	}{
-		{"p50", blue, func(iv load.Interval) time.Duration { return iv.P50 }},
-		{"p99", orange, func(iv load.Interval) time.Duration { return iv.P99 }},
-		{"max", grey, func(iv load.Interval) time.Duration { return iv.Max }},
+		{"p50", blue, func(iv loadgen.Interval) time.Duration { return iv.P50 }},
+		{"p99", orange, func(iv loadgen.Interval) time.Duration { return iv.P99 }},
+		{"max", grey, func(iv loadgen.Interval) time.Duration { return iv.Max }},
 	} {
 		var xys plotter.XYs
 		for _, iv := range ivs {
@@ -83,10 +83,10 @@ func Timeline(path, title string, ivs []load.Interval, width time.Duration, mark
 	for _, s := range []struct {
 		name  string
 		color color.Color
-		pick  func(load.Interval) int
+		pick  func(loadgen.Interval) int
 	}{
-		{"answered", green, func(iv load.Interval) int { return iv.OK }},
-		{"failed", red, func(iv load.Interval) int { return iv.Failed }},
+		{"answered", green, func(iv loadgen.Interval) int { return iv.OK }},
+		{"failed", red, func(iv loadgen.Interval) int { return iv.Failed }},
 	} {
 		xys := make(plotter.XYs, len(ivs))
 		for i, iv := range ivs {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b93f8b21/reuseport/bench/internal/load"
 	"github.com/b93f8b21/reuseport/bench/internal/plots"
+	"github.com/b93f8b21/reuseport/internal/loadgen"
 )
 
 func TestSpreadBars(t *testing.T) {
@@ -31,9 +31,9 @@ func TestSpreadBars(t *testing.T) {
 
 func TestTimeline(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "timeline.png")
-	var ivs []load.Interval
+	var ivs []loadgen.Interval
 	for i := range 10 {
-		iv := load.Interval{At: time.Duration(i) * time.Second, OK: 1000, P50: time.Millisecond, P99: 5 * time.Millisecond, Max: 20 * time.Millisecond}
+		iv := loadgen.Interval{At: time.Duration(i) * time.Second, OK: 1000, P50: time.Millisecond, P99: 5 * time.Millisecond, Max: 20 * time.Millisecond}
 		if i == 4 {
 			iv.OK, iv.Failed = 0, 30 // a gap on the log scale must not break the plot
 		}
