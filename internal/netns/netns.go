@@ -13,3 +13,10 @@ func LoopbackUp() error { return loopbackUp() }
 // "net:[4026531840]": two processes are in the same namespace exactly when
 // their IDs are equal.
 func ID() (string, error) { return id() }
+
+// SetSysctl writes a sysctl of the calling process's network namespace,
+// such as "net/ipv4/tcp_migrate_req", and reads it back. It refuses when
+// that namespace is host (an ID as returned by [ID]), or when host is
+// empty, so that a caller that meant to leave the host's namespace and did
+// not can never change the host's setting.
+func SetSysctl(host, name, value string) error { return setSysctl(host, name, value) }

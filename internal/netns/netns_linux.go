@@ -1,7 +1,10 @@
 package netns
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,3 +30,25 @@ func loopbackUp() error {
 }
 
 func id() (string, error) { return os.Readlink("/proc/self/ns/net") }
+
+func setSysctl(host, name, value string) error {
+	here, err := id()
+	if err != nil {
+		return err
+	}
+	if host == "" || here == host {
+		return fmt.Errorf("netns: refusing to set %s in the host's network namespace %s", name, here)
+	}
+	path := filepath.Join("/proc/sys", name)
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(b)); got != value {
+		return fmt.Errorf("netns: wrote %q to %s and read back %q", value, name, got)
+	}
+	return nil
+}

@@ -15,3 +15,5 @@ func id() (string, error) { return "", unsupported() }
 func unsupported() error {
 	return fmt.Errorf("netns: %s has no network namespaces: %w", runtime.GOOS, errors.ErrUnsupported)
 }
+
+func setSysctl(host, name, value string) error { return unsupported() }

@@ -76,6 +76,18 @@ type Proc struct {
 // become descriptors 3, 4, ... of the child. The child must exit by
 // deadline.
 func Start(role string, args []string, extra []*os.File, deadline time.Time) (*Proc, error) {
+	return start(role, args, extra, deadline, 0)
+}
+
+// StartIsolated is [Start] for a child in a network namespace of its own,
+// where it may set per-namespace sysctls without touching the host's. The
+// namespace has only a loopback interface, down until the child brings it
+// up. It needs root.
+func StartIsolated(role string, args []string, deadline time.Time) (*Proc, error) {
+	return start(role, args, nil, deadline, syscall.CLONE_NEWNET)
+}
+
+func start(role string, args []string, extra []*os.File, deadline time.Time, cloneflags uintptr) (*Proc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -85,7 +97,7 @@ func Start(role string, args []string, extra []*os.File, deadline time.Time) (*P
 	cmd.ExtraFiles = extra
 	// Standard input closing is the main stop signal; this catches a parent
 	// killed before it could close it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Cloneflags: cloneflags}
 	p := &Proc{Role: role, cmd: cmd, msgs: make(chan []byte, 16), stderr: &tailBuffer{max: 4096}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if p.in, err = cmd.StdinPipe(); err != nil {

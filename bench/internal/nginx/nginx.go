@@ -5,6 +5,7 @@ package nginx
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,7 @@ type Server struct {
 	// Conf is the configuration nginx runs with, for the record.
 	Conf   string
 	dir    string
+	args   []string // the command-line options nginx was started with
 	cmd    *exec.Cmd
 	exited chan struct{}
 	// stop makes Stop safe to call twice: a second signal could reach an
@@ -124,10 +126,13 @@ func Start(ctx context.Context, workers int) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &Server{Addr: addr, Conf: conf.String(), dir: dir, exited: make(chan struct{})}
 	// -e points the log nginx writes before reading its configuration away
 	// from the system's default.
-	s.cmd = exec.Command("nginx", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	s := &Server{
+		Addr: addr, Conf: conf.String(), dir: dir, exited: make(chan struct{}),
+		args: []string{"-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log")},
+	}
+	s.cmd = exec.Command("nginx", s.args...)
 	// A group of its own lets Stop reach the workers if the master is stuck.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
@@ -201,6 +206,24 @@ func parseStatus(r io.Reader) (Status, error) {
 		return st, errors.Join(errs[:]...)
 	}
 	return Status{}, errors.New("nginx status: no counters in the answer")
+}
+
+// Reload has nginx reread its configuration the way an operator deploys a
+// change, with nginx -s reload: the master keeps its listening sockets,
+// starts new workers on them, and tells the old ones to finish what they
+// have and leave. It returns once the signal is sent, before the new
+// workers serve.
+func (s *Server) Reload() error {
+	select {
+	case <-s.exited:
+		return fmt.Errorf("nginx reload: nginx has exited (%v):\n%s", s.cmd.ProcessState, s.errorLog())
+	default:
+	}
+	out, err := exec.Command("nginx", append(s.args, "-s", "reload")...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("nginx -s reload: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // Workers are the pids of nginx's worker processes.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -60,5 +62,46 @@ func TestServer(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + s.Addr + "/"); err == nil {
 		t.Error("nginx still answers after Stop")
+	}
+}
+
+// TestReload checks that Reload replaces the workers, as nginx -s reload
+// does, and that nginx answers on the same address afterwards.
+func TestReload(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	s, err := Start(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	before, err := s.Workers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// The old workers leave once idle; wait, bounded, until the master's
+	// children are two new ones.
+	var after []int
+	for range 100 {
+		if after, err = s.Workers(); err == nil && len(after) == 2 && !slices.ContainsFunc(after, func(p int) bool { return slices.Contains(before, p) }) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(after) != 2 || slices.ContainsFunc(after, func(p int) bool { return slices.Contains(before, p) }) {
+		t.Fatalf("workers %v before the reload and %v 5s after it; want two new ones", before, after)
+	}
+	if _, err := s.Status(); err != nil {
+		t.Errorf("after the reload: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err == nil {
+		t.Error("Reload of a stopped nginx: no error")
 	}
 }

@@ -219,7 +219,7 @@ func runScenario(ctx context.Context, o options, sc scenario) (*rolling.Result, 
 	if sc.migrate {
 		value = "1"
 	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/tcp_migrate_req", []byte(value), 0o644); err != nil {
+	if err := netns.SetSysctl(os.Getenv(envHostNetns), "net/ipv4/tcp_migrate_req", value); err != nil {
 		return nil, err
 	}
 	if on, err := reuseport.MigratesRequests(); err != nil || on != sc.migrate {
@@ -233,26 +233,21 @@ func runScenario(ctx context.Context, o options, sc scenario) (*rolling.Result, 
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	dir, err := os.MkdirTemp("", "restartbench")
-	if err != nil {
-		return nil, err
+	var handoffDir string
+	if sc.mode == rolling.Handoff {
+		if handoffDir, err = os.MkdirTemp("", "restartbench"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(handoffDir)
 	}
-	defer os.RemoveAll(dir)
 
 	var log io.Writer
 	if o.verbose {
 		log = os.Stderr
 	}
-	bin := os.Getenv(envServer)
 	return rolling.Run(ctx, rolling.Config{
-		Command: func(w, _ int) *exec.Cmd {
-			args := []string{"-addr", addr, "-shutdown", sc.shutdown, "-shutdown-timeout", "5s"}
-			if sc.mode == rolling.Handoff {
-				args = append(args, "-handoff", filepath.Join(dir, fmt.Sprintf("w%d.sock", w+1)))
-			}
-			return exec.Command(bin, args...)
-		},
-		ReadyLine: "listening on",
+		Command:   rolling.ExampleServer(os.Getenv(envServer), addr, sc.shutdown, handoffDir),
+		ReadyLine: rolling.ExampleReady,
 		Workers:   o.workers,
 		Interval:  o.interval,
 		Mode:      sc.mode,
