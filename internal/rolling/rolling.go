@@ -61,6 +61,12 @@ type Config struct {
 	Linger time.Duration
 	// StartTimeout bounds the wait for ReadyLine; 0 means 10s.
 	StartTimeout time.Duration
+	// Warmup, if positive, loads the first generation for that long, as
+	// Load says, before the measured run begins; what it sees is
+	// discarded. A freshly started server and load client are slow for
+	// their first few hundred milliseconds, which is not what a restart
+	// costs.
+	Warmup time.Duration
 	// Log, if set, receives every server's stderr and the harness's notes.
 	Log io.Writer
 }
@@ -196,6 +202,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		current[w] = p
+	}
+
+	if cfg.Warmup > 0 {
+		warm := cfg.Load
+		warm.Duration, warm.Requests = cfg.Warmup, 0
+		if _, err := loadgen.Run(ctx, warm); err != nil {
+			return nil, err
+		}
 	}
 
 	res := &Result{}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -148,5 +150,34 @@ func TestCrashModeKillsAndReplaces(t *testing.T) {
 	t.Log(res)
 	if len(res.Restarts) == 0 || res.Stuck != 0 || len(res.Problems) != 0 {
 		t.Fatalf("want clean replacements of killed workers: %s", res)
+	}
+}
+
+// TestWarmupIsNotMeasured checks that the warm-up load reaches the server
+// and is left out of the result. The load goes to a server in this process,
+// which counts what it answers; the workers only have to start.
+func TestWarmupIsNotMeasured(t *testing.T) {
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+	}))
+	defer srv.Close()
+	res, err := rolling.Run(context.Background(), rolling.Config{
+		Command:   command(freeAddr(t)),
+		ReadyLine: "serving",
+		Mode:      rolling.Signal,
+		Interval:  time.Hour, // no restart: only the load matters here
+		Warmup:    300 * time.Millisecond,
+		Load:      loadgen.Config{Addr: srv.Listener.Addr().String(), Clients: 2, Duration: 300 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close() // waits for the handlers, so served is final
+	if res.Load.Requests() == 0 || res.Load.Failed() != 0 {
+		t.Fatalf("the measured load: %s", res.Load)
+	}
+	if warm := served.Load() - int64(res.Load.Requests()); warm <= 0 {
+		t.Errorf("the server answered %d requests and the result holds %d: the warm-up sent none, or was counted", served.Load(), res.Load.Requests())
 	}
 }

@@ -12,10 +12,13 @@
 //
 // The -short run measures too little to mean anything, and so asserts no
 // speed; it fails if something broke: a listener that got no connection, a
-// server that did not start, a load client that saw errors.
+// server that did not start or did not leave when replaced, a load client
+// that saw errors where nothing was restarted.
 //
 // It needs wrk and nginx (on Debian: apt-get install -y nginx-light wrk),
-// and sends load to 127.0.0.1 only.
+// and sends load to 127.0.0.1 only. The restarts section needs root: it
+// runs in a network namespace of its own, so that it can set
+// net.ipv4.tcp_migrate_req there and never on the host.
 package main
 
 import (
@@ -36,6 +39,7 @@ import (
 	"github.com/b93f8b21/reuseport/bench/internal/child"
 	"github.com/b93f8b21/reuseport/bench/internal/httpserver"
 	"github.com/b93f8b21/reuseport/bench/internal/nginx"
+	"github.com/b93f8b21/reuseport/bench/internal/restarts"
 	"github.com/b93f8b21/reuseport/bench/internal/spread"
 	"github.com/b93f8b21/reuseport/bench/internal/wrk"
 )
@@ -50,20 +54,20 @@ type section struct {
 	needs []func() error // tools it cannot run without
 }
 
-// sections run in this order. A new one (restarts, once the handoff
-// package lands) is a function with the signature of run, in a file of its
-// own, added here; see timeline.go for the helpers it will want.
+// sections run in this order. A new one is a function with the signature
+// of run, in a file of its own, added here.
 var sections = []section{
 	{"listen", "Cost of opening a listener", (*runner).listenSection, nil},
 	{"spread", "How connections are spread", (*runner).spreadSection, nil},
 	{"http", "HTTP throughput against nginx", (*runner).httpSection, []func() error{wrk.Available, nginx.Available}},
-	{"timeline", "Latency over time", (*runner).timelineSection, nil},
+	{"restarts", "Restarts under load", (*runner).restartSection, []func() error{needRoot, nginx.Available}},
 }
 
 // childRoles are the helper processes this binary can be re-executed as.
 var childRoles = map[string]func(args []string) error{
 	spread.ChildRole:     spread.ChildMain,
 	httpserver.ChildRole: httpserver.ChildMain,
+	restarts.ChildRole:   restarts.ChildMain,
 }
 
 func main() {

@@ -22,8 +22,9 @@ type Mark struct {
 }
 
 // Timeline draws a load run over time as a PNG: latency percentiles of
-// each interval (log scale) above successful and failed requests per
-// second, with marks drawn across both. width is the intervals' width.
+// each interval's answered requests (log scale), above answered and, on a
+// scale of their own, failed requests per second, with marks drawn across
+// all three. width is the intervals' width.
 func Timeline(path, title string, ivs []loadgen.Interval, width time.Duration, marks []Mark) error {
 	if len(ivs) == 0 || width <= 0 {
 		return fmt.Errorf("plots: no intervals to draw")
@@ -72,56 +73,59 @@ func Timeline(path, title string, ivs []loadgen.Interval, width time.Duration, m
 		lat.Legend.Add(s.name, l)
 	}
 
-	rate := plot.New()
-	rate.X.Label.Text = "seconds since the start of the run"
-	rate.Y.Label.Text = "requests per second"
-	rate.Y.Min = 0
-	rate.Legend.Top = true
-	rate.Legend.Left = true
-	rate.Legend.XOffs = 3 * vg.Millimeter
-	rate.Add(plotter.NewGrid())
-	for _, s := range []struct {
-		name  string
-		color color.Color
-		pick  func(loadgen.Interval) int
-	}{
-		{"answered", green, func(iv loadgen.Interval) int { return iv.OK }},
-		{"failed", red, func(iv loadgen.Interval) int { return iv.Failed }},
-	} {
+	// Answered and failed requests each get a panel and a scale of their
+	// own: a few dozen failures would be a flat line under thousands of
+	// answers.
+	counts := func(label string, c color.Color, pick func(loadgen.Interval) int) (*plot.Plot, error) {
+		p := plot.New()
+		p.Y.Label.Text = label
+		p.Y.Min = 0
+		p.Add(plotter.NewGrid())
 		xys := make(plotter.XYs, len(ivs))
+		top := 0.0
 		for i, iv := range ivs {
-			xys[i] = plotter.XY{X: mid(iv), Y: float64(s.pick(iv)) * perSec}
+			xys[i] = plotter.XY{X: mid(iv), Y: float64(pick(iv)) * perSec}
+			top = max(top, xys[i].Y)
 		}
 		l, err := plotter.NewLine(xys)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		l.Color = s.color
+		l.Color = c
 		l.Width = vg.Points(1.5)
-		rate.Add(l)
-		rate.Legend.Add(s.name, l)
+		p.Add(l)
+		p.Y.Max = max(top, 1) * 1.15
+		p.Y.Tick.Marker = plainTicks
+		return p, nil
 	}
+	answered, err := counts("answered per second", green, func(iv loadgen.Interval) int { return iv.OK })
+	if err != nil {
+		return err
+	}
+	failed, err := counts("failed per second", red, func(iv loadgen.Interval) int { return iv.Failed })
+	if err != nil {
+		return err
+	}
+	failed.X.Label.Text = "seconds since the start of the run"
 
-	// Headroom above the data keeps the legends off the lines.
+	// Headroom above the data keeps the legend off the lines.
 	var slowest time.Duration
-	fastest := 0.0
 	for _, iv := range ivs {
 		slowest = max(slowest, iv.Max)
-		fastest = max(fastest, float64(max(iv.OK, iv.Failed))*perSec)
 	}
 	lat.Y.Max = ms(slowest) * 8
-	rate.Y.Max = max(fastest, 1) * 1.3
-	rate.Y.Tick.Marker = plainTicks
 
 	span := (ivs[len(ivs)-1].At + width).Seconds()
-	for _, p := range []*plot.Plot{lat, rate} {
+	panels := []*plot.Plot{lat, answered, failed}
+	for _, p := range panels {
 		p.X.Min, p.X.Max = 0, span
 	}
 	labels := lat.Legend.TextStyle
 	labels.Font.Size = vg.Points(8)
 	lat.Add(marksPlotter{marks: marks, labels: &labels})
-	rate.Add(marksPlotter{marks: marks})
-	return saveGrid(path, 190*vg.Millimeter, 130*vg.Millimeter, [][]*plot.Plot{{lat}, {rate}})
+	answered.Add(marksPlotter{marks: marks})
+	failed.Add(marksPlotter{marks: marks})
+	return saveGrid(path, 190*vg.Millimeter, 170*vg.Millimeter, [][]*plot.Plot{{lat}, {answered}, {failed}})
 }
 
 func ms(d time.Duration) float64 { return math.Max(float64(d)/float64(time.Millisecond), 1e-3) }

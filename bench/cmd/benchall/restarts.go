@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/b93f8b21/reuseport/bench/internal/child"
+	"github.com/b93f8b21/reuseport/bench/internal/plots"
+	"github.com/b93f8b21/reuseport/bench/internal/restarts"
+	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/netns"
+)
+
+// The restart runs use two workers, as the restart test and
+// internal/cmd/restartbench do, whatever -n says: what they measure is
+// loss, not throughput.
+const (
+	restartWorkers  = 2
+	restartClients  = 64
+	restartInterval = 250 * time.Millisecond
+	restartDuration = 10 * time.Second
+	restartWarmup   = time.Second
+	// The figures restart once a second, so that each restart can be told
+	// apart from the next.
+	figureInterval = time.Second
+	figureDuration = 10 * time.Second
+	figureWidth    = 100 * time.Millisecond
+)
+
+const examplePkg = "github.com/b93f8b21/reuseport/examples/httpserver"
+
+// restartLabels name each kind of run for the table: the server, and how
+// it is restarted.
+var restartLabels = map[restarts.Kind][2]string{
+	restarts.GoSteady:     {"example server", "none"},
+	restarts.Handoff:      {"example server", "`-handoff` (drain)"},
+	restarts.SignalDrain:  {"example server", "new process, SIGTERM to the old (drain)"},
+	restarts.SignalStdlib: {"example server", "new process, SIGTERM to the old (`http.Server.Shutdown`)"},
+	restarts.NginxSteady:  {"nginx", "none"},
+	restarts.NginxReload:  {"nginx", "`nginx -s reload`"},
+}
+
+func (r *runner) restartScenarios() []restarts.Scenario {
+	interval, duration := restartInterval, restartDuration
+	fInterval, fDuration := figureInterval, figureDuration
+	if r.short {
+		duration, fInterval, fDuration = time.Second, 500*time.Millisecond, 2*time.Second
+	}
+	table := func(k restarts.Kind, migrate bool) restarts.Scenario {
+		return restarts.Scenario{Kind: k, Migrate: migrate, Interval: interval, Duration: duration}
+	}
+	figure := func(k restarts.Kind) restarts.Scenario {
+		return restarts.Scenario{Kind: k, Interval: fInterval, Duration: fDuration, Width: figureWidth}
+	}
+	return []restarts.Scenario{
+		table(restarts.GoSteady, false),
+		table(restarts.Handoff, false),
+		table(restarts.Handoff, true),
+		table(restarts.SignalDrain, false),
+		table(restarts.SignalDrain, true),
+		table(restarts.SignalStdlib, false),
+		table(restarts.SignalStdlib, true),
+		table(restarts.NginxSteady, false),
+		// nginx keeps its listening sockets open through a reload, so
+		// tcp_migrate_req has nothing to move: one row is enough.
+		table(restarts.NginxReload, false),
+		figure(restarts.GoSteady),
+		figure(restarts.Handoff),
+		figure(restarts.SignalStdlib),
+		figure(restarts.NginxReload),
+	}
+}
+
+// needRoot is what the restart section needs to make a network namespace
+// of its own, where it sets tcp_migrate_req without touching the host's.
+func needRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("the restarts section runs in a network namespace of its own, which needs root; " +
+			"run as root, or pick the other sections with -sections")
+	}
+	return nil
+}
+
+// restartSection builds the example server, runs every scenario in a
+// helper process in a network namespace of its own, and reports them side
+// by side.
+func (r *runner) restartSection(context.Context) (string, error) {
+	dir, err := os.MkdirTemp("", "benchall-restarts-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	// Without -race, as a deployment would build it.
+	bin := filepath.Join(dir, "httpserver")
+	if _, err := goCmd(r.benchDir, "build", "-o", bin, examplePkg); err != nil {
+		return "", err
+	}
+	host, err := netns.ID()
+	if err != nil {
+		return "", err
+	}
+	plan := restarts.Plan{
+		Server: bin, HostNetns: host, Workers: restartWorkers, Clients: restartClients,
+		Warmup: restartWarmup, Scenarios: r.restartScenarios(),
+	}
+	if r.short {
+		plan.Warmup = 200 * time.Millisecond
+	}
+	args, err := restarts.ChildArgs(plan)
+	if err != nil {
+		return "", err
+	}
+	// The helper stops at the run's deadline, or when this process closes
+	// its standard input on an interrupt.
+	p, err := child.StartIsolated(restarts.ChildRole, args, r.childDeadline())
+	if err != nil {
+		return "", err
+	}
+	var rows []restarts.Row
+	for _, sc := range plan.Scenarios {
+		var row restarts.Row
+		if err := p.Recv(&row, sc.Duration+time.Minute); err != nil {
+			p.Kill()
+			return "", fmt.Errorf("%s, tcp_migrate_req=%v: %w", sc.Kind, sc.Migrate, err)
+		}
+		rows = append(rows, row)
+	}
+	if err := p.Stop(nil, childWait); err != nil {
+		return "", err
+	}
+	raw, err := json.MarshalIndent(rows, "", "\t")
+	if err != nil {
+		return "", err
+	}
+	rawPath := filepath.Join(r.rawDir(), "restarts.json")
+	if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
+		return "", err
+	}
+	return r.restartReport(rows, plan.Warmup, rawPath)
+}
+
+func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPath string) (string, error) {
+	var table, figures []restarts.Row
+	for _, row := range rows {
+		if row.Width > 0 {
+			figures = append(figures, row)
+		} else {
+			table = append(table, row)
+		}
+	}
+	steady := make(map[bool]restarts.Row) // keyed by Kind.Nginx
+	for _, row := range table {
+		if row.Kind.Steady() {
+			steady[row.Kind.Nginx()] = row
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Two server processes share a port; %d clients of this repository's load client (`internal/loadgen`) "+
+		"each open a new connection per request (HTTP/1.0, no retries) for %v per row, after %v of warm-up on freshly "+
+		"started servers, and one worker is replaced every "+
+		"%v, the workers in turn. The example server (`examples/httpserver`) is replaced either by a successor that takes "+
+		"its socket through `-handoff`, or, as a plain SO_REUSEPORT deploy does, by a successor that binds a socket of "+
+		"its own, after which the old process gets SIGTERM, closes its socket and drains. nginx (%d workers, `listen … "+
+		"reuseport`, a fixed answer) gets `nginx -s reload` at the same pace. Everything runs in a network namespace of "+
+		"its own, where `net.ipv4.tcp_migrate_req` is set as each row says; the host's is never touched.\n\n",
+		restartClients, table[0].Duration, warmup, table[0].Interval, restartWorkers)
+	b.WriteString("| server | restart | `tcp_migrate_req` | requests | restarts | failed | failures by kind | p50 | p99 | p99.9 | max | answered/s | vs no restarts | worst second |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	var problems []error
+	for _, row := range table {
+		label := restartLabels[row.Kind]
+		base := steady[row.Kind.Nginx()]
+		rate := float64(row.OK) / row.Elapsed.Seconds()
+		baseRate := float64(base.OK) / base.Elapsed.Seconds()
+		migrate := "0"
+		if row.Migrate {
+			migrate = "1"
+		}
+		failed := fmt.Sprint(row.Requests - row.OK)
+		if !row.Kind.Steady() && row.OK == row.Requests {
+			failed = "**0**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %.0f | %.2f× | %s |\n",
+			label[0], label[1], migrate, row.Requests, len(row.Restarts), failed, kindsShort(row.Failures),
+			roundDur(row.P50), roundDur(row.P99), roundDur(row.P999), roundDur(row.Max),
+			rate, rate/baseRate, worstSecond(row, base))
+		problems = append(problems, checkRestartRow(row))
+	}
+	fmt.Fprintf(&b, "\nLatencies are of every request, failed ones included, from connect to the end of the response. "+
+		"*vs no restarts* is the answered rate against the same server's row without restarts; *worst second* is the "+
+		"fewest requests answered in any one second of the run, against the median second of the server's row without "+
+		"restarts. The first error of each kind is in `%s`.\n\n", r.rel(rawPath))
+
+	b.WriteString("### Latency through restarts\n\n")
+	fmt.Fprintf(&b, "The same setup with one worker replaced every %v, so that each restart stands apart, for %v; "+
+		"dashed lines mark the instants a successor was ready (the example server) or `nginx -s reload` returned. "+
+		"Top: latency of the requests answered in each %v interval, by when they started (p50, p99, max; log scale). "+
+		"Bottom: requests answered and failed per second. Each request counts in the interval it started in, so one "+
+		"that a restart broke shows just before the mark. The first figure, with no restart, is what to read the "+
+		"others against.\n\n", figures[0].Interval, figures[0].Duration, figureWidth)
+	for _, row := range figures {
+		label := restartLabels[row.Kind]
+		title := fmt.Sprintf("%s, restart: %s", label[0], strings.ReplaceAll(label[1], "`", ""))
+		marks := make([]plots.Mark, len(row.Restarts))
+		for i, at := range row.Restarts {
+			marks[i] = plots.Mark{At: at}
+		}
+		md, err := r.timelineFigure("restart-"+string(row.Kind), title, row.Intervals, row.Width, marks)
+		if err != nil {
+			return b.String(), err
+		}
+		b.WriteString(md)
+		fmt.Fprintf(&b, "\n%d requests, %d restarts, %d failed%s; p99.9 %s, max %s.\n\n", row.Requests, len(row.Restarts),
+			row.Requests-row.OK, kindsParen(row.Failures), roundDur(row.P999), roundDur(row.Max))
+		problems = append(problems, checkRestartRow(row))
+	}
+	fmt.Fprintf(&b, "Repeat: `%s` (as root). `go run ./internal/cmd/restartbench -duration 90s`, from the repository's "+
+		"root, runs the example server's rows alone and for longer.\n", r.command("restarts"))
+	return b.String(), errors.Join(problems...)
+}
+
+// timelineFigure draws intervals of a run over time as
+// docs/img/<name>.png, with marks (restart instants) drawn across it, and
+// returns the markdown that shows it.
+func (r *runner) timelineFigure(name, title string, ivs []loadgen.Interval, width time.Duration, marks []plots.Mark) (string, error) {
+	img := filepath.Join(r.imgDir(), name+".png")
+	if err := plots.Timeline(img, title, ivs, width, marks); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("![%s](%s)\n", title, r.rel(img)), nil
+}
+
+// checkRestartRow fails a row whose setup broke: a server that did not
+// start or did not leave, a run with nothing answered, restarts that did
+// not happen, or a server that dropped requests with no restart at all.
+// Failures caused by restarts are the measurement, not an error.
+func checkRestartRow(row restarts.Row) error {
+	name := fmt.Sprintf("%s, tcp_migrate_req=%v", row.Kind, row.Migrate)
+	switch {
+	case len(row.Problems) > 0:
+		return fmt.Errorf("%s: %s", name, strings.Join(row.Problems, "; "))
+	case row.OK == 0:
+		return fmt.Errorf("%s: no request was answered%s", name, kindsParen(row.Failures))
+	case row.Kind.Steady() && row.OK < row.Requests:
+		return fmt.Errorf("%s: %d of %d requests failed with no restart%s", name, row.Requests-row.OK, row.Requests, kindsParen(row.Failures))
+	case !row.Kind.Steady() && len(row.Restarts) == 0:
+		return fmt.Errorf("%s: no restart happened in %v", name, row.Duration)
+	}
+	return nil
+}
+
+// worstSecond is the fewest requests row answered in a second, against the
+// median second of base.
+func worstSecond(row, base restarts.Row) string {
+	if len(row.PerSecond) == 0 || len(base.PerSecond) == 0 {
+		return "—"
+	}
+	per := make([]float64, len(base.PerSecond))
+	for i, n := range base.PerSecond {
+		per[i] = float64(n)
+	}
+	return fmt.Sprintf("%.2f×", float64(slices.Min(row.PerSecond))/median(per))
+}
+
+// kindsShort lists failures by kind, the most frequent first.
+func kindsShort(failures map[string]int) string {
+	if len(failures) == 0 {
+		return "—"
+	}
+	kinds := slices.SortedFunc(maps.Keys(failures), func(a, b string) int {
+		if failures[a] != failures[b] {
+			return failures[b] - failures[a]
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %d", k, failures[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func kindsParen(failures map[string]int) string {
+	if len(failures) == 0 {
+		return ""
+	}
+	return " (" + kindsShort(failures) + ")"
+}
