@@ -130,10 +130,11 @@ func TestSoakHandoffChain(t *testing.T) {
 	}
 }
 
-// TestSoakAbortedHandoffs sends one long-lived server 6000 handoffs that
-// never complete: real successors that take the sockets and abandon them
-// (handoff.Start then Close), peers that say hello and hang up, peers that
-// send garbage, and peers that connect and leave. The server must hold the
+// TestSoakAbortedHandoffs sends one long-lived server 6000 handoffs (or
+// REUSEPORT_SOAK's worth) that never complete: real successors that take
+// the sockets and abandon them (handoff.Start then Close), peers that say
+// hello and hang up, peers that send garbage, and peers that connect and
+// leave. The server must hold the
 // same descriptors and threads throughout, keep its RSS flat over the
 // second half, serve throughout, and still hand its socket to a real
 // successor at the end.
@@ -141,12 +142,11 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	if nstest.Isolate(t) {
 		return
 	}
-	// Enough rounds for the server's RSS to level off in the first half
-	// (see below); REUSEPORT_SOAK adds rounds, never removes them.
-	rounds := 6000
-	if os.Getenv(envSoak) != "" {
-		rounds = max(rounds, int(soakDuration(t, 0)/(10*time.Millisecond)))
-	}
+	// The run has two halves: in the first the server's RSS levels off (see
+	// below), in the second it must stay flat. Each half is at least
+	// halfRounds rounds, and with REUSEPORT_SOAK at least half that long.
+	const halfRounds = 3000
+	soak := soakDuration(t, 0)
 	path := filepath.Join(t.TempDir(), "h.sock")
 	s := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path, "-shutdown-timeout", "5s")
 	get(t, s.addr, 10)
@@ -182,20 +182,25 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 		func() error { return rawPeer(path, []byte("GET / HTTP/1.0\r\n\r\n")) },
 		func() error { return rawPeer(path, nil) },
 	}
-	var rssHalf int
-	for i := range rounds {
-		if err := abort[i%len(abort)](); err != nil {
-			t.Fatalf("round %d: %v", i, err)
+	// runHalf runs rounds from round i on and returns the round after the
+	// last.
+	runHalf := func(i int) int {
+		start := time.Now()
+		for n := 0; n < halfRounds || time.Since(start) < soak/2; n, i = n+1, i+1 {
+			if err := abort[i%len(abort)](); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			if i%100 == 99 {
+				get(t, s.addr, 5)
+			}
 		}
-		if i%100 == 99 {
-			get(t, s.addr, 5)
-		}
-		if i == rounds/2-1 {
-			rssHalf = procStatus(t, s.pid, "VmRSS")
-		}
+		return i
 	}
-	// The server answers each hostile peer in a goroutine bounded by the
-	// handoff timeout; give the last ones time to end.
+	half := runHalf(0)
+	rssHalf := procStatus(t, s.pid, "VmRSS")
+	rounds := runHalf(half)
+	// The server answers peers one at a time, each exchange bounded by the
+	// handoff timeout; give the last one time to end.
 	settle(t, func() bool { return serverFDs() <= fds0 })
 	fds, threads, rss := serverFDs(), procStatus(t, s.pid, "Threads"), procStatus(t, s.pid, "VmRSS")
 	t.Logf("after %d aborted handoffs: descriptors %d -> %d, threads %d -> %d, RSS %d -> %d (halfway) -> %d KiB", rounds, fds0, fds, threads0, threads, rss0, rssHalf, rss)
@@ -215,7 +220,7 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	// to 47 MiB under -race (as CI runs it), and a goroutine 8 MiB
 	// without. The race detector's own bookkeeping also grows, by some 35
 	// bytes a round until it resets itself, which long soaks must allow.
-	if limit := rssHalf + 4<<10 + (rounds-rounds/2)*64/1024; rss > limit {
+	if limit := rssHalf + 4<<10 + (rounds-half)*64/1024; rss > limit {
 		t.Errorf("the server's RSS grew from %d KiB halfway to %d KiB, more than 4 MiB plus 64 bytes a round: something leaks with each aborted handoff", rssHalf, rss)
 	}
 	next := startServer(t, "-addr", s.addr, "-handoff", path, "-shutdown-timeout", "5s")
