@@ -34,7 +34,8 @@ func (r *runner) header(took time.Duration) string {
 			"read the ranges, not only the medians.\n\n")
 	}
 	fmt.Fprintf(&b, "All figures below come from one run of\n\n```\n%s\n```\n\n", cmd)
-	fmt.Fprintf(&b, "which took %v. Each section also says how to repeat it alone. Load goes to 127.0.0.1 only; "+
+	fmt.Fprintf(&b, "as root (the restart section sets sysctls in a network namespace of its own), which took %v. "+
+		"Each section also says how to repeat it alone. Load goes to 127.0.0.1 only; "+
 		"the load generator runs on the same cores as the servers, so absolute figures are lower than on separate "+
 		"machines, and ratios between servers measured in the same run are what to read.\n\n", took.Round(time.Second))
 	b.WriteString("| | |\n|---|---|\n")

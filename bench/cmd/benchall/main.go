@@ -2,7 +2,7 @@
 // BENCHMARKS.md and its figures from one run, so that the ratios it reports
 // were measured side by side on one machine.
 //
-// Regenerate the committed report (about 7 minutes on 2 cores):
+// Regenerate the committed report, as root (about 7 minutes on 2 cores):
 //
 //	cd bench && go run ./cmd/benchall -out ..
 //

@@ -202,8 +202,9 @@ func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPat
 	b.WriteString("### Latency through restarts\n\n")
 	fmt.Fprintf(&b, "The same setup with one worker replaced every %v, so that each restart stands apart, for %v; "+
 		"dashed lines mark the instants a successor was ready (the example server) or `nginx -s reload` returned. "+
-		"Top: latency of the requests answered in each %v interval, by when they started (p50, p99, max; log scale). "+
-		"Bottom: requests answered and failed per second. Each request counts in the interval it started in, so one "+
+		"At the top, the latency of the requests answered in each %v interval, by when they started (p50, p99, max; log scale). "+
+		"Below it, requests answered per second, and failed per second on a scale of its own. Each request counts in "+
+		"the interval it started in, so one "+
 		"that a restart broke shows just before the mark. The first figure, with no restart, is what to read the "+
 		"others against.\n\n", figures[0].Interval, figures[0].Duration, figureWidth)
 	for _, row := range figures {
