@@ -162,18 +162,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return true
 	}
 	begin := time.Now()
-	// The clock, not a context's timer, ends the run, so that no request
-	// starts after Duration however late a timer fires.
-	running := func() bool {
-		return ctx.Err() == nil && (cfg.Duration <= 0 || time.Since(begin) < cfg.Duration)
-	}
 	for range cfg.Clients {
 		wg.Go(func() {
 			c := client{addr: cfg.Addr, request: request, keepAlive: cfg.KeepAlive}
 			defer c.close()
 			var local []Sample
-			for running() && take() {
+			for {
+				// The clock, not a context's timer, ends the run, and the
+				// instant a request is stamped with is the one checked: no
+				// request starts after Duration, however late a timer
+				// fires or a goroutine runs.
 				start := time.Now()
+				if ctx.Err() != nil || (cfg.Duration > 0 && start.Sub(begin) >= cfg.Duration) || !take() {
+					break
+				}
 				pid, err := c.do(start.Add(cfg.Timeout))
 				s := Sample{Start: start.Sub(begin), Latency: time.Since(start), PID: pid}
 				if err != nil {

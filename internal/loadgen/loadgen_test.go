@@ -179,6 +179,9 @@ func TestRunCountsEveryRequest(t *testing.T) {
 			if !slices.IsSortedFunc(r.Samples, func(a, b loadgen.Sample) int { return cmp.Compare(a.Start, b.Start) }) {
 				t.Error("samples are not in the order they started")
 			}
+			if last := r.Samples[len(r.Samples)-1].Start; last >= 300*time.Millisecond {
+				t.Errorf("a request started %v into a 300ms run", last)
+			}
 			// A loaded machine may stall a client for most of the run, so
 			// only the first interval is sure to hold requests.
 			const width = 100 * time.Millisecond
