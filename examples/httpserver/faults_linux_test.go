@@ -217,6 +217,10 @@ func TestCrashKeepsQueue(t *testing.T) {
 			if err := first.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
+			// kill(2) returns before every thread has stopped: one still
+			// running could accept a connection dialled below, which the
+			// SIGKILL would then take with it.
+			waitStopped(t, first.pid)
 			var conns []net.Conn
 			for range parked {
 				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -252,6 +256,36 @@ func TestCrashKeepsQueue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitStopped waits until every thread of pid is stopped by a signal.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	var running []string
+	for range 500 {
+		running = running[:0]
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("threads of pid %d: %v", pid, err)
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The state follows the command name, which is in parentheses
+			// and may itself hold any character.
+			i := strings.LastIndexByte(string(b), ')')
+			if f := strings.Fields(string(b[i+1:])); len(f) == 0 || (f[0] != "T" && f[0] != "t") {
+				running = append(running, task)
+			}
+		}
+		if len(running) == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("pid %d: threads not stopped 5s after SIGSTOP: %v", pid, running)
 }
 
 // startWorker starts the example server with -handoff path. If socket is
