@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -270,6 +272,9 @@ func waitStopped(t *testing.T, pid int) {
 		}
 		for _, task := range tasks {
 			b, err := os.ReadFile(task)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // the thread has exited since the glob
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

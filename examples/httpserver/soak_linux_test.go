@@ -130,11 +130,11 @@ func TestSoakHandoffChain(t *testing.T) {
 	}
 }
 
-// TestSoakAbortedHandoffs sends one long-lived server 6000 handoffs (or
-// REUSEPORT_SOAK's worth) that never complete: real successors that take
-// the sockets and abandon them (handoff.Start then Close), peers that say
-// hello and hang up, peers that send garbage, and peers that connect and
-// leave. The server must hold the
+// TestSoakAbortedHandoffs sends one long-lived server at least 6000
+// handoffs (with REUSEPORT_SOAK, for at least that long) that never
+// complete: real successors that take the sockets and abandon them
+// (handoff.Start then Close), peers that say hello and hang up, peers that
+// send garbage, and peers that connect and leave. The server must hold the
 // same descriptors and threads throughout, keep its RSS flat over the
 // second half, serve throughout, and still hand its socket to a real
 // successor at the end.

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"math"
 	"slices"
 	"time"
 )
@@ -22,7 +23,11 @@ func (r *Result) Intervals(width time.Duration) []Interval {
 	if width <= 0 || len(r.Samples) == 0 {
 		return nil
 	}
-	n := int(r.Samples[len(r.Samples)-1].Start/width) + 1
+	var last time.Duration
+	for _, s := range r.Samples {
+		last = max(last, s.Start)
+	}
+	n := int(last/width) + 1
 	out := make([]Interval, n)
 	lats := make([][]time.Duration, n)
 	for _, s := range r.Samples {
@@ -47,6 +52,6 @@ func (r *Result) Intervals(width time.Duration) []Interval {
 
 // rank is the nearest-rank percentile p (0..1) of sorted.
 func rank(sorted []time.Duration, p float64) time.Duration {
-	i := int(p*float64(len(sorted))+0.999999) - 1
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }

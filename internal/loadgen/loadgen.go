@@ -44,7 +44,7 @@ type Config struct {
 // Sample is one request's outcome, kept for timelines and percentiles.
 type Sample struct {
 	Start   time.Duration // since the run began
-	Latency time.Duration // dial to the end of the response
+	Latency time.Duration // from the start (the dial, if it needed one) to the end of the response
 	Failure string        // "" for success, else the kind (see Result.Failures)
 	PID     int           // the pid=N the response body named, 0 if none
 	err     error
@@ -52,7 +52,8 @@ type Sample struct {
 
 // Result is what a run saw.
 type Result struct {
-	Elapsed  time.Duration
+	Began    time.Time         // when the first request could start; Sample.Start counts from here
+	Elapsed  time.Duration     // from Began until the last request ended
 	Samples  []Sample          // in the order they started
 	Failures map[string]int    // kind -> count
 	Examples map[string]string // kind -> the first error of that kind, for diagnosis
@@ -190,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	slices.SortFunc(samples, func(a, b Sample) int { return cmp.Compare(a.Start, b.Start) })
-	r := &Result{Elapsed: time.Since(begin), Samples: samples, Failures: make(map[string]int), Examples: make(map[string]string)}
+	r := &Result{Began: begin, Elapsed: time.Since(begin), Samples: samples, Failures: make(map[string]int), Examples: make(map[string]string)}
 	for _, s := range samples {
 		if s.Failure != "" {
 			r.Failures[s.Failure]++
@@ -240,44 +241,46 @@ func (c *client) do(deadline time.Time) (pid int, err error) {
 			c.br.Reset(conn)
 		}
 	}
-	pid, err = c.exchange(deadline)
-	if err != nil || !c.keepAlive {
+	pid, reuse, err := c.exchange(deadline)
+	if err != nil || !reuse {
 		c.close()
 	}
 	return pid, err
 }
 
-func (c *client) exchange(deadline time.Time) (pid int, err error) {
+// exchange sends the request on c's connection and reads the response, and
+// reports whether the connection may carry another request.
+func (c *client) exchange(deadline time.Time) (pid int, reuse bool, err error) {
 	c.conn.SetDeadline(deadline)
 	if _, err := c.conn.Write(c.request); err != nil {
-		return 0, &stage{"write", err}
+		return 0, false, &stage{"write", err}
 	}
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			// Nothing at all came back: not even a status line.
-			return 0, &stage{"read", io.EOF}
-		}
-		return 0, &stage{"read", err}
+		return 0, false, &stage{"read", err}
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		return 0, &stage{"read", err}
+		return 0, false, &stage{"read", err}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, &stage{"response", &errStatus{resp.Proto + " " + resp.Status}}
+		return 0, false, &stage{"response", &errStatus{resp.Proto + " " + resp.Status}}
 	}
-	if !c.keepAlive {
+	// A server may close a kept connection after any response, and says
+	// so (Connection: close, which net/http sends once it shuts down):
+	// that is not a failure, but the next request needs a new connection.
+	reuse = c.keepAlive && !resp.Close
+	if !reuse {
 		// Wait for the server to close, so that it holds the TIME_WAIT
 		// and a long run cannot use up the client's ports; a reset here
 		// still fails the request, as a client reading to the end would
 		// see it.
 		if _, err := io.Copy(io.Discard, c.br); err != nil {
-			return 0, &stage{"read", err}
+			return 0, false, &stage{"read", err}
 		}
 	}
-	return parsePID(body), nil
+	return parsePID(body), reuse, nil
 }
 
 func (c *client) close() {

@@ -230,3 +230,30 @@ func TestKeepAliveReconnects(t *testing.T) {
 		t.Fatalf("want 20 answered and 10 eof failures of 30, got %s", r)
 	}
 }
+
+// TestKeepAliveHonoursConnectionClose checks that a server closing a kept
+// connection after saying so (Connection: close, as net/http does once it
+// shuts down) costs no request: the client opens a new connection.
+func TestKeepAliveHonoursConnectionClose(t *testing.T) {
+	var conns atomic.Int64
+	addr := serve(t, func(c net.Conn) {
+		defer c.Close()
+		conns.Add(1)
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		req.Body.Close()
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nok\n")
+	})
+	r, err := loadgen.Run(context.Background(), loadgen.Config{Addr: addr, Clients: 1, Requests: 20, KeepAlive: true, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() != 20 {
+		t.Fatalf("want all 20 answered, got %s", r)
+	}
+	if conns.Load() != 20 {
+		t.Errorf("%d connections for 20 requests each closed by the server, want 20", conns.Load())
+	}
+}

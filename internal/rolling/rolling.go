@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,8 +74,11 @@ type Config struct {
 
 // Result is what a run saw.
 type Result struct {
-	Load     *loadgen.Result
-	Restarts []time.Duration // when each successor became ready, since the load began
+	Load *loadgen.Result
+	// Restarts are the instants at which successors became ready, from
+	// Load.Began, in order. Successors start only within the load's
+	// Duration; one may become ready just after it.
+	Restarts []time.Duration
 	// Stuck counts predecessors still running Linger after the load ended.
 	Stuck int
 	// Problems lists servers that failed to start or exited with an error.
@@ -169,7 +173,8 @@ func (h *harness) waitReady(p *proc) error {
 }
 
 // Run starts the workers, puts them under load, replaces one every
-// Interval until the load ends, and stops them all before it returns.
+// Interval until the load ends, and stops them all before it returns. If
+// ctx ends first, Run returns what it saw so far and ctx's error.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Command == nil || cfg.ReadyLine == "" {
 		return nil, errors.New("rolling: Config.Command and Config.ReadyLine are required")
@@ -224,13 +229,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer tick.Stop()
 	gen := 1
 	var wg sync.WaitGroup
-	var resMu sync.Mutex
+	var readyMu sync.Mutex
+	var readyAt []time.Time
 loop:
 	for {
 		select {
 		case <-loadDone:
 			break loop
 		case <-tick.C:
+		}
+		if time.Since(began) >= cfg.Load.Duration {
+			// The last requests are finishing: a restart now would
+			// touch none of them and only make the count wrong.
+			tick.Stop()
+			continue
 		}
 		w := (gen - 1) % cfg.Workers
 		old := current[w]
@@ -268,9 +280,9 @@ loop:
 			if err != nil {
 				h.problem("%v", err)
 			} else {
-				resMu.Lock()
-				res.Restarts = append(res.Restarts, time.Since(began))
-				resMu.Unlock()
+				readyMu.Lock()
+				readyAt = append(readyAt, time.Now())
+				readyMu.Unlock()
 			}
 			if cfg.Mode != Signal {
 				return
@@ -290,6 +302,11 @@ loop:
 		}()
 	}
 	wg.Wait()
+	// The load's own clock, so that the instants line up with its samples.
+	for _, at := range readyAt {
+		res.Restarts = append(res.Restarts, at.Sub(res.Load.Began))
+	}
+	slices.Sort(res.Restarts)
 
 	// Every predecessor must be gone within Linger of the end.
 	lingerCtx, cancel := context.WithTimeout(context.Background(), cfg.Linger)
@@ -322,7 +339,8 @@ loop:
 	h.mu.Lock()
 	res.Problems = append(res.Problems, h.notes...)
 	h.mu.Unlock()
-	return res, nil
+	// A run cut short is still reported, with the reason.
+	return res, ctx.Err()
 }
 
 // stopAll ends every process still running: SIGTERM, then SIGKILL after

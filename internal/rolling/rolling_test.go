@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -99,6 +100,11 @@ func TestSignalModeReplacesWorkers(t *testing.T) {
 	}
 	if res.Stuck != 0 || len(res.Problems) != 0 {
 		t.Errorf("servers that leave on SIGTERM were reported stuck or failing: %s\n%s", res, log.String())
+	}
+	// No successor starts once the load's time is up, and one takes far
+	// less than a second to be ready.
+	if !slices.IsSorted(res.Restarts) || (len(res.Restarts) > 0 && res.Restarts[len(res.Restarts)-1] >= 2500*time.Millisecond) {
+		t.Errorf("restarts at %v: want them in order, none long after the 1.5s load", res.Restarts)
 	}
 	// A replacement that was ready before the next restart served for a while.
 	if len(res.Restarts) >= 2 && len(res.Load.PIDs()) < 3 {

@@ -225,6 +225,11 @@ func (r *runner) prepare() error {
 	if r.out, err = filepath.Abs(r.out); err != nil {
 		return err
 	}
+	return r.prepareDirs()
+}
+
+// prepareDirs makes the output directories under r.out.
+func (r *runner) prepareDirs() error {
 	for _, dir := range []string{r.imgDir(), r.rawDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,6 +61,9 @@ func (r *runner) restartScenarios() []restarts.Scenario {
 	figure := func(k restarts.Kind) restarts.Scenario {
 		return restarts.Scenario{Kind: k, Interval: fInterval, Duration: fDuration, Width: figureWidth}
 	}
+	// Each server's rows without restarts come first and last, so that a
+	// machine that slows down or speeds up during the run shows, and the
+	// baseline is their mean, not one run's luck.
 	return []restarts.Scenario{
 		table(restarts.GoSteady, false),
 		table(restarts.Handoff, false),
@@ -68,10 +72,12 @@ func (r *runner) restartScenarios() []restarts.Scenario {
 		table(restarts.SignalDrain, true),
 		table(restarts.SignalStdlib, false),
 		table(restarts.SignalStdlib, true),
+		table(restarts.GoSteady, false),
 		table(restarts.NginxSteady, false),
 		// nginx keeps its listening sockets open through a reload, so
 		// tcp_migrate_req has nothing to move: one row is enough.
 		table(restarts.NginxReload, false),
+		table(restarts.NginxSteady, false),
 		figure(restarts.GoSteady),
 		figure(restarts.Handoff),
 		figure(restarts.SignalStdlib),
@@ -92,7 +98,7 @@ func needRoot() error {
 // restartSection builds the example server, runs every scenario in a
 // helper process in a network namespace of its own, and reports them side
 // by side.
-func (r *runner) restartSection(context.Context) (string, error) {
+func (r *runner) restartSection(ctx context.Context) (string, error) {
 	dir, err := os.MkdirTemp("", "benchall-restarts-")
 	if err != nil {
 		return "", err
@@ -108,7 +114,7 @@ func (r *runner) restartSection(context.Context) (string, error) {
 		return "", err
 	}
 	plan := restarts.Plan{
-		Server: bin, HostNetns: host, Workers: restartWorkers, Clients: restartClients,
+		Server: bin, TempDir: dir, HostNetns: host, Workers: restartWorkers, Clients: restartClients,
 		Warmup: restartWarmup, Scenarios: r.restartScenarios(),
 	}
 	if r.short {
@@ -124,12 +130,14 @@ func (r *runner) restartSection(context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// On an interrupt, end the helper, and with it every server it runs.
+	defer context.AfterFunc(ctx, p.Kill)()
 	var rows []restarts.Row
 	for _, sc := range plan.Scenarios {
 		var row restarts.Row
-		if err := p.Recv(&row, sc.Duration+time.Minute); err != nil {
+		if err := p.Recv(&row, plan.Warmup+sc.Duration+time.Minute); err != nil {
 			p.Kill()
-			return "", fmt.Errorf("%s, tcp_migrate_req=%v: %w", sc.Kind, sc.Migrate, err)
+			return "", errors.Join(ctx.Err(), fmt.Errorf("%s, tcp_migrate_req=%v: %w", sc.Kind, sc.Migrate, err))
 		}
 		rows = append(rows, row)
 	}
@@ -156,12 +164,7 @@ func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPat
 			table = append(table, row)
 		}
 	}
-	steady := make(map[bool]restarts.Row) // keyed by Kind.Nginx
-	for _, row := range table {
-		if row.Kind.Steady() {
-			steady[row.Kind.Nginx()] = row
-		}
-	}
+	baselines := map[bool]baseline{false: baselineOf(table, false), true: baselineOf(table, true)} // keyed by Kind.Nginx
 	var b strings.Builder
 	fmt.Fprintf(&b, "Two server processes share a port; %d clients of this repository's load client (`internal/loadgen`) "+
 		"each open a new connection per request (HTTP/1.0, no retries) for %v per row, after %v of warm-up on freshly "+
@@ -172,14 +175,20 @@ func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPat
 		"reuseport`, a fixed answer) gets `nginx -s reload` at the same pace. Everything runs in a network namespace of "+
 		"its own, where `net.ipv4.tcp_migrate_req` is set as each row says; the host's is never touched.\n\n",
 		restartClients, table[0].Duration, warmup, table[0].Interval, restartWorkers)
-	b.WriteString("| server | restart | `tcp_migrate_req` | requests | restarts | failed | failures by kind | p50 | p99 | p99.9 | max | answered/s | vs no restarts | worst second |\n")
+	b.WriteString("| server | restart | `tcp_migrate_req` | requests | restarts | failed | failures by kind | p50 | p99 | p99.9 | max | answered/s | vs no restarts | worst 100 ms |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	var problems []error
+	seen := make(map[restarts.Kind]bool)
 	for _, row := range table {
 		label := restartLabels[row.Kind]
-		base := steady[row.Kind.Nginx()]
-		rate := float64(row.OK) / row.Elapsed.Seconds()
-		baseRate := float64(base.OK) / base.Elapsed.Seconds()
+		if row.Kind.Steady() {
+			label[1] = "none, first"
+			if seen[row.Kind] {
+				label[1] = "none, last"
+			}
+			seen[row.Kind] = true
+		}
+		base := baselines[row.Kind.Nginx()]
 		migrate := "0"
 		if row.Migrate {
 			migrate = "1"
@@ -188,25 +197,25 @@ func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPat
 		if !row.Kind.Steady() && row.OK == row.Requests {
 			failed = "**0**"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %.0f | %.2f× | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %.0f | %.2f× | %.2f× |\n",
 			label[0], label[1], migrate, row.Requests, len(row.Restarts), failed, kindsShort(row.Failures),
 			roundDur(row.P50), roundDur(row.P99), roundDur(row.P999), roundDur(row.Max),
-			rate, rate/baseRate, worstSecond(row, base))
+			answeredRate(row), answeredRate(row)/base.rate, worstBin(row)/base.bin)
 		problems = append(problems, checkRestartRow(row))
 	}
 	fmt.Fprintf(&b, "\nLatencies are of every request, failed ones included, from connect to the end of the response. "+
-		"*vs no restarts* is the answered rate against the same server's row without restarts; *worst second* is the "+
-		"fewest requests answered in any one second of the run, against the median second of the server's row without "+
-		"restarts. The first error of each kind is in `%s`.\n\n", r.rel(rawPath))
+		"*answered/s* counts the requests answered that started within the run. *vs no restarts* compares it with the "+
+		"mean of the same server's two rows without restarts; *worst 100 ms* is the fewest requests answered in any "+
+		"%v of the row, against the median %v of those two rows, so that it shows the dip a restart causes, which a "+
+		"whole run averages away. The rows without restarts show how much both vary on their own. The first error of "+
+		"each kind is in `%s`.\n\n", restarts.BinWidth, restarts.BinWidth, r.rel(rawPath))
 
 	b.WriteString("### Latency through restarts\n\n")
 	fmt.Fprintf(&b, "The same setup with one worker replaced every %v, so that each restart stands apart, for %v; "+
 		"dashed lines mark the instants a successor was ready (the example server) or `nginx -s reload` returned. "+
 		"At the top, the latency of the requests answered in each %v interval, by when they started (p50, p99, max; log scale). "+
-		"Below it, requests answered per second, and failed per second on a scale of its own. Each request counts in "+
-		"the interval it started in, so one "+
-		"that a restart broke shows just before the mark. The first figure, with no restart, is what to read the "+
-		"others against.\n\n", figures[0].Interval, figures[0].Duration, figureWidth)
+		"Below it, requests answered per second, and failed per second on a scale of its own, each request in the "+
+		"interval it started in. The first figure, with no restart, is what to read the others against.\n\n", figures[0].Interval, figures[0].Duration, figureWidth)
 	for _, row := range figures {
 		label := restartLabels[row.Kind]
 		title := fmt.Sprintf("%s, restart: %s", label[0], strings.ReplaceAll(label[1], "`", ""))
@@ -258,17 +267,46 @@ func checkRestartRow(row restarts.Row) error {
 	return nil
 }
 
-// worstSecond is the fewest requests row answered in a second, against the
-// median second of base.
-func worstSecond(row, base restarts.Row) string {
-	if len(row.PerSecond) == 0 || len(base.PerSecond) == 0 {
-		return "—"
+// baseline is what a server does with no restart: its answered rate and
+// the median number of requests it answers per restarts.BinWidth.
+type baseline struct {
+	rate, bin float64
+}
+
+// baselineOf pools the rows without restarts of nginx or of the example
+// server.
+func baselineOf(rows []restarts.Row, nginx bool) baseline {
+	var rates, bins []float64
+	for _, row := range rows {
+		if !row.Kind.Steady() || row.Kind.Nginx() != nginx {
+			continue
+		}
+		rates = append(rates, answeredRate(row))
+		for _, n := range row.PerBin {
+			bins = append(bins, float64(n))
+		}
 	}
-	per := make([]float64, len(base.PerSecond))
-	for i, n := range base.PerSecond {
-		per[i] = float64(n)
+	if len(rates) == 0 || len(bins) == 0 {
+		return baseline{math.NaN(), math.NaN()}
 	}
-	return fmt.Sprintf("%.2f×", float64(slices.Min(row.PerSecond))/median(per))
+	mean := 0.0
+	for _, r := range rates {
+		mean += r / float64(len(rates))
+	}
+	return baseline{mean, median(bins)}
+}
+
+// answeredRate is the requests answered per second of the run. Every
+// counted request started within Duration, so that is what it divides by,
+// not the run's elapsed time, which one slow last request could stretch.
+func answeredRate(row restarts.Row) float64 { return float64(row.OK) / row.Duration.Seconds() }
+
+// worstBin is the fewest requests row answered in one bin.
+func worstBin(row restarts.Row) float64 {
+	if len(row.PerBin) == 0 {
+		return math.NaN()
+	}
+	return float64(slices.Min(row.PerBin))
 }
 
 // kindsShort lists failures by kind, the most frequent first.

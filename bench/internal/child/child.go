@@ -82,9 +82,12 @@ func Start(role string, args []string, extra []*os.File, deadline time.Time) (*P
 // StartIsolated is [Start] for a child in a network namespace of its own,
 // where it may set per-namespace sysctls without touching the host's. The
 // namespace has only a loopback interface, down until the child brings it
-// up. It needs root.
+// up. The child is also the first process of a new pid namespace, so that
+// when it dies, however it dies, the kernel kills every process it
+// started: nothing can go on running in a network namespace nobody can
+// reach. /proc still shows the host's pids. It needs root.
 func StartIsolated(role string, args []string, deadline time.Time) (*Proc, error) {
-	return start(role, args, nil, deadline, syscall.CLONE_NEWNET)
+	return start(role, args, nil, deadline, syscall.CLONE_NEWNET|syscall.CLONE_NEWPID)
 }
 
 func start(role string, args []string, extra []*os.File, deadline time.Time, cloneflags uintptr) (*Proc, error) {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,7 +220,9 @@ func (s *Server) Reload() error {
 		return fmt.Errorf("nginx reload: nginx has exited (%v):\n%s", s.cmd.ProcessState, s.errorLog())
 	default:
 	}
-	out, err := exec.Command("nginx", append(s.args, "-s", "reload")...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nginx", slices.Concat(s.args, []string{"-s", "reload"})...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("nginx -s reload: %w: %s", err, bytes.TrimSpace(out))
 	}

@@ -63,7 +63,11 @@ type Scenario struct {
 
 // Plan is what the helper runs, in order.
 type Plan struct {
-	Server    string // the example server's binary
+	Server string // the example server's binary
+	// TempDir holds every file the helper and its servers make, so that
+	// the parent, which removes it, leaves nothing behind however the
+	// helper ends.
+	TempDir   string
 	HostNetns string // the namespace the helper must not be in
 	Workers   int    // server processes, and nginx workers
 	Clients   int    // concurrent clients, each opening a connection per request
@@ -86,14 +90,23 @@ type Row struct {
 	Restarts            []time.Duration
 	P50, P99, P999, Max time.Duration
 	Elapsed             time.Duration
-	// PerSecond counts the requests answered in each whole second of the
+	// PerBin counts the requests answered in each whole BinWidth of the
 	// run, by when they started.
-	PerSecond []int
+	PerBin    []int
 	Intervals []loadgen.Interval // of Width, if it was set
 	// Problems are servers that failed to start, exited with an error, or
 	// stayed after they were replaced.
 	Problems []string
 }
+
+// BinWidth is the width of the intervals in [Row.PerBin]: narrow enough
+// that a restart every 250ms leaves bins without one, so that the dip a
+// restart causes is not averaged away.
+const BinWidth = 100 * time.Millisecond
+
+// ErrHostNetns is why the helper refuses to run in the host's network
+// namespace.
+var ErrHostNetns = errors.New("the restart benchmark runs only in a network namespace of its own")
 
 // ChildArgs are the arguments for a helper that runs plan.
 func ChildArgs(plan Plan) ([]string, error) {
@@ -121,10 +134,14 @@ func ChildMain(args []string) error {
 		return err
 	}
 	if plan.HostNetns == "" || here == plan.HostNetns {
-		return fmt.Errorf("running in the host's network namespace %s; the restart benchmark runs only in one of its own", here)
+		return fmt.Errorf("%w, and this is the host's, %s", ErrHostNetns, here)
 	}
 	if err := netns.LoopbackUp(); err != nil {
 		return fmt.Errorf("bringing lo up: %w", err)
+	}
+	if plan.TempDir != "" {
+		// os.MkdirTemp("", …) here and in package nginx.
+		os.Setenv("TMPDIR", plan.TempDir)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), child.Deadline())
 	defer cancel()
@@ -133,7 +150,11 @@ func ChildMain(args []string) error {
 		cancel()
 	}()
 	for _, sc := range plan.Scenarios {
+		// A run cut short by a stop request is not a measurement.
 		row, err := run(ctx, plan, sc)
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			return fmt.Errorf("%s, tcp_migrate_req=%v: %w", sc.Kind, sc.Migrate, err)
 		}
@@ -222,12 +243,12 @@ func runNginx(ctx context.Context, plan Plan, sc Scenario) (*Row, error) {
 		err error
 	}
 	done := make(chan loaded, 1)
-	began := time.Now()
+	began := time.Now() // to stop reloading when the load's time is up
 	go func() {
 		res, err := loadgen.Run(ctx, load)
 		done <- loaded{res, err}
 	}()
-	var reloads []time.Duration
+	var reloads []time.Time
 	var reloadErr error
 	var l loaded
 	tick := make(<-chan time.Time) // never, for NginxSteady
@@ -242,11 +263,12 @@ wait:
 		case l = <-done:
 			break wait
 		case <-tick:
-			if reloadErr != nil {
+			// As rolling does: no restart once the load's time is up.
+			if reloadErr != nil || time.Since(began) >= sc.Duration {
 				continue
 			}
 			if reloadErr = srv.Reload(); reloadErr == nil {
-				reloads = append(reloads, time.Since(began))
+				reloads = append(reloads, time.Now())
 			}
 		}
 	}
@@ -254,7 +276,11 @@ wait:
 	if err := errors.Join(l.err, reloadErr, stopErr); err != nil {
 		return nil, err
 	}
-	return summarize(sc, l.res, reloads), nil
+	marks := make([]time.Duration, len(reloads))
+	for i, at := range reloads {
+		marks[i] = at.Sub(l.res.Began)
+	}
+	return summarize(sc, l.res, marks), nil
 }
 
 func summarize(sc Scenario, res *loadgen.Result, restarts []time.Duration) *Row {
@@ -266,10 +292,10 @@ func summarize(sc Scenario, res *loadgen.Result, restarts []time.Duration) *Row 
 		P50:      res.Percentile(0.5), P99: res.Percentile(0.99), P999: res.Percentile(0.999), Max: res.Max(),
 		Elapsed: res.Elapsed,
 	}
-	for _, iv := range res.Intervals(time.Second) {
-		// Only whole seconds: the last one is cut short by the end.
-		if iv.At+time.Second <= sc.Duration {
-			row.PerSecond = append(row.PerSecond, iv.OK)
+	for _, iv := range res.Intervals(BinWidth) {
+		// Only whole bins: the last may be cut short by the end.
+		if iv.At+BinWidth <= sc.Duration {
+			row.PerBin = append(row.PerBin, iv.OK)
 		}
 	}
 	if sc.Width > 0 {

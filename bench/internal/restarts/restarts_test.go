@@ -1,7 +1,8 @@
 package restarts
 
 import (
-	"strings"
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,33 +26,37 @@ func TestChildRefusesHostNetns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = ChildMain(args)
-		if err == nil || !strings.Contains(err.Error(), "host's network namespace") {
-			t.Errorf("host %q: ChildMain in namespace %s returned %v, want a refusal", host, here, err)
+		if err := ChildMain(args); !errors.Is(err, ErrHostNetns) {
+			t.Errorf("host %q: ChildMain in namespace %s returned %v, want %v", host, here, err, ErrHostNetns)
 		}
 	}
 }
 
-// TestSummarize checks the per-second counts leave out the last, partial
-// second and that intervals are kept only when asked for.
+// TestSummarize checks the per-bin counts leave out the last, partial bin
+// and the failures, and that intervals are kept only when asked for.
 func TestSummarize(t *testing.T) {
-	res := &loadgen.Result{Elapsed: 2500 * time.Millisecond, Failures: map[string]int{"read: reset": 1}}
-	for i := range 25 {
-		s := loadgen.Sample{Start: time.Duration(i) * 100 * time.Millisecond, Latency: time.Millisecond}
+	res := &loadgen.Result{Elapsed: 2550 * time.Millisecond, Failures: map[string]int{"read: reset": 1}}
+	// One request every 50ms for 2.55s: two in each 100ms bin, and one in
+	// a last, partial bin.
+	for i := range 51 {
+		s := loadgen.Sample{Start: time.Duration(i) * 50 * time.Millisecond, Latency: time.Millisecond}
 		if i == 12 {
 			s.Failure = "read: reset"
 		}
 		res.Samples = append(res.Samples, s)
 	}
-	row := summarize(Scenario{Kind: Handoff, Duration: 2500 * time.Millisecond}, res, []time.Duration{time.Second})
-	if len(row.PerSecond) != 2 || row.PerSecond[0] != 10 || row.PerSecond[1] != 9 {
-		t.Errorf("per second %v, want [10 9]: whole seconds only, the failure left out", row.PerSecond)
+	sc := Scenario{Kind: Handoff, Duration: 2550 * time.Millisecond}
+	row := summarize(sc, res, []time.Duration{time.Second})
+	want := slices.Repeat([]int{2}, 25)
+	want[6] = 1 // the failure at 600ms
+	if !slices.Equal(row.PerBin, want) {
+		t.Errorf("per bin %v, want %v", row.PerBin, want)
 	}
-	if row.Requests != 25 || row.OK != 24 || len(row.Restarts) != 1 || row.Intervals != nil {
+	if row.Requests != 51 || row.OK != 50 || len(row.Restarts) != 1 || row.Intervals != nil {
 		t.Errorf("row %+v", row)
 	}
-	row = summarize(Scenario{Kind: Handoff, Duration: 2500 * time.Millisecond, Width: 500 * time.Millisecond}, res, nil)
-	if len(row.Intervals) != 5 {
-		t.Errorf("%d intervals of 500ms in 2.5s, want 5", len(row.Intervals))
+	sc.Width = 500 * time.Millisecond
+	if row := summarize(sc, res, nil); len(row.Intervals) != 6 {
+		t.Errorf("%d intervals of 500ms in 2.55s, want 6", len(row.Intervals))
 	}
 }
