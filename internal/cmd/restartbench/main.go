@@ -6,8 +6,8 @@
 //
 // Two workers share a port; 64 clients each open a new connection per
 // request (HTTP/1.0, no retries), after a second of warm-up; one worker is
-// replaced every 250ms, in turn. Each way of replacing a worker runs with net.ipv4.tcp_migrate_req
-// set to 0 and to 1:
+// replaced every 250ms, in turn. Each way of replacing a worker runs with
+// net.ipv4.tcp_migrate_req set to 0 and to 1:
 //
 //   - handoff: the successor takes the listening socket through -handoff,
 //     and the predecessor drains and exits by itself;
