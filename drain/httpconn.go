@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"time"
 )
 
 // h2Preface starts every cleartext HTTP/2 connection (RFC 9113 §3.4);
@@ -13,16 +14,18 @@ const h2Preface = "PRI * HTTP/2.0"
 
 // busyLocked reports whether Server.Shutdown must wait for c before it
 // calls http.Server.Shutdown, which would drop a request it reads on c from
-// then on: c is open, and either its request may still be on its way
-// (StateNew; for TLS this includes the handshake) or an HTTP/1 request is
-// being handled. HTTP/2 connections need no wait once their preface is read:
+// then on, and close c at once if it is idle: c is open, and either its
+// request may still be on its way (StateNew; for TLS this includes the
+// handshake) or it speaks HTTP/1, whose only way to say "no more requests
+// here" is to answer one with "Connection: close" (see Server.Shutdown).
+// HTTP/2 connections need no wait once their preface is read:
 // http.Server.Shutdown ends them with GOAWAY, which answers every stream the
 // server has seen and tells the client to retry the others elsewhere.
 func (c *conn) busyLocked() bool {
 	if c.closed {
 		return false
 	}
-	return c.state == http.StateNew || c.state == http.StateActive && !c.http2
+	return c.state == http.StateNew || !c.http2 && (c.state == http.StateActive || c.state == http.StateIdle)
 }
 
 // sniff keeps the first bytes read, for isHTTP2.
@@ -57,7 +60,11 @@ func (c *conn) setState(nc net.Conn, state http.ConnState) {
 		c.sniffing.Store(false)
 	}
 	c.state = state
-	c.underTLS = nc != net.Conn(c)
+	c.idleGen.Add(1)
+	c.watchIdle.Store(state == http.StateIdle)
+	if state == http.StateIdle {
+		c.idleAt = time.Now()
+	}
 	isBusy := c.busyLocked()
 	open := !c.closed
 	c.mu.Unlock()
@@ -69,17 +76,51 @@ func (c *conn) setState(nc net.Conn, state http.ConnState) {
 		s.busy.add(1)
 	}
 	switch state {
+	case http.StateIdle:
+		if s.draining.Load() {
+			c.scheduleReap()
+		}
 	case http.StateHijacked:
 		// The handler owns it now; Close leaves it alone, as http.Server.Close does.
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 	case http.StateClosed:
-		// net/http has closed it already, unless holdClose held that back.
+		// net/http has closed it already, through c.Close or, for TLS,
+		// through the *tls.Conn around c; make sure.
 		if open {
 			c.close()
 		}
 	}
+}
+
+// scheduleReap arranges for c to be closed once it has been idle for the
+// server's grace, if it is an HTTP/1 connection idle in keep-alive now and
+// stays so. Server.Shutdown calls it for every connection when the drain
+// begins, and setState for every one that goes idle after that.
+func (c *conn) scheduleReap() {
+	c.mu.Lock()
+	idle := !c.closed && !c.http2 && c.state == http.StateIdle
+	due, gen := c.idleAt.Add(c.l.srv.grace), c.idleGen.Load()
+	c.mu.Unlock()
+	if idle {
+		time.AfterFunc(time.Until(due), func() { c.reap(gen) })
+	}
+}
+
+// reap closes c if it is still in the idle spell numbered gen and no bytes
+// of a request are waiting on it. A request the client sends from now on,
+// before it sees c close, is lost: the race in the package docs.
+func (c *conn) reap(gen uint64) {
+	c.mu.Lock()
+	idle := !c.closed && c.state == http.StateIdle && c.idleGen.Load() == gen
+	c.mu.Unlock()
+	if !idle || pendingInput(c.Conn) {
+		// Being used: net/http reads the request and answers it with
+		// "Connection: close".
+		return
+	}
+	c.close()
 }
 
 // isHTTP2 tells an HTTP/2 connection from an HTTP/1 one once net/http has

@@ -31,6 +31,11 @@ type Listener struct {
 	// Counting Accept calls in progress covers a connection that the inner
 	// listener returns just as Stop runs.
 	pending gauge
+
+	// unclaimed is what WaitClaimed waits for: 1 until Stop, plus the
+	// Accept calls in progress, plus the connections returned that the
+	// server has neither used nor closed yet.
+	unclaimed gauge
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -39,6 +44,7 @@ var _ net.Listener = (*Listener)(nil)
 func NewListener(ln net.Listener) *Listener {
 	l := &Listener{ln: ln}
 	l.pending.add(1)
+	l.unclaimed.add(1)
 	return l
 }
 
@@ -84,6 +90,7 @@ func (l *Listener) Close() error {
 		l.mu.Unlock()
 		l.closeErr = l.ln.Close()
 		l.pending.add(-1)
+		l.unclaimed.add(-1)
 	})
 	return l.closeErr
 }
@@ -94,6 +101,22 @@ func (l *Listener) Close() error {
 // connections alone.
 func (l *Listener) Wait(ctx context.Context) error { return l.pending.wait(ctx) }
 
+// WaitClaimed blocks until Stop or Close has been called, no Accept call is
+// still running, and the server has taken up every connection Accept
+// returned: it has read, written, set a deadline on or closed it (asking
+// for its addresses does not count). If ctx ends first, WaitClaimed
+// returns ctx.Err().
+//
+// It is the barrier between Stop and a server's own graceful stop. A
+// server's accept loop hands each connection to a goroutine of its own,
+// and a graceful stop that begins before that goroutine has registered the
+// connection may drop it unanswered: grpc-go's GracefulStop closes such a
+// connection without a word. Once WaitClaimed returns, every connection
+// has reached the code that serves it. A server that holds an accepted
+// connection unused for a while (a queue for a worker pool) holds
+// WaitClaimed as long.
+func (l *Listener) WaitClaimed(ctx context.Context) error { return l.unclaimed.wait(ctx) }
+
 // begin counts an Accept call about to start, unless the listener stopped.
 func (l *Listener) begin() bool {
 	l.mu.Lock()
@@ -102,6 +125,7 @@ func (l *Listener) begin() bool {
 		return false
 	}
 	l.pending.add(1)
+	l.unclaimed.add(1)
 	if l.srv != nil {
 		l.srv.busy.add(1)
 	}
@@ -112,6 +136,7 @@ func (l *Listener) begin() bool {
 // hands its count to the connection.
 func (l *Listener) end() {
 	l.pending.add(-1)
+	l.unclaimed.add(-1)
 	if l.srv != nil {
 		l.srv.busy.add(-1)
 	}

@@ -7,14 +7,22 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// DefaultIdleGrace is how long [Server.Shutdown] keeps a connection open
+// that is idle in keep-alive, when [Server.IdleGrace] is zero.
+const DefaultIdleGrace = 2 * time.Second
 
 // Server makes an [http.Server] shut down without dropping requests.
 //
 // [http.Server.Shutdown] closes a connection whose request it reads after
-// the shutdown began without answering it. [Server.Shutdown] instead stops
-// accepting, turns keep-alives off, waits until no connection is waiting
-// for or handling a request, and only then calls [http.Server.Shutdown].
+// the shutdown began without answering it, and closes connections idle in
+// keep-alive at once, losing a request a client sends on one at that
+// moment. [Server.Shutdown] instead stops accepting, answers every request
+// that arrives on a connection it accepted with "Connection: close", closes
+// an idle keep-alive connection only once it has been idle for IdleGrace,
+// and only then calls [http.Server.Shutdown].
 //
 // Serve connections through [Server.Serve] or [Server.ServeTLS], never the
 // http.Server's own methods, and stop through [Server.Shutdown] and
@@ -22,13 +30,19 @@ import (
 // BaseContext) see the [Listener] and its connections, whose NetConn method
 // returns the connection accepted from ln.
 type Server struct {
+	// IdleGrace is how long Shutdown keeps open an HTTP/1 connection that
+	// is idle in keep-alive, counted from its last response, so that a
+	// client or proxy that reuses it in that time gets its answer (with
+	// "Connection: close"). Zero means DefaultIdleGrace. Set it before
+	// calling Shutdown.
+	IdleGrace time.Duration
+
 	srv  *http.Server
 	next func(net.Conn, http.ConnState) // the hook srv had before NewServer
 
 	drainOnce sync.Once
-
-	// holding is true while Shutdown turns keep-alives off; see holdClose.
-	holding atomic.Bool
+	draining  atomic.Bool // Shutdown has begun: responses say "Connection: close"
+	grace     time.Duration
 
 	mu        sync.Mutex
 	stopping  bool                   // Shutdown or Close began: Serve refuses listeners
@@ -37,15 +51,16 @@ type Server struct {
 
 	// busy is what Shutdown waits for: 1 until the drain has begun, plus the
 	// Accept calls in progress, plus the connections conn.busyLocked holds
-	// busy. Once the drain has begun and those Accept calls have returned, it
-	// rises again only if a connection idle in keep-alive reads a request
-	// just as keep-alives are turned off (the race in the package docs).
+	// busy: every HTTP/1 connection until it closes, and every connection
+	// whose protocol is not known yet.
 	busy gauge
 }
 
-// NewServer prepares srv to drain. Call it before serving: it installs a
-// [http.Server.ConnState] hook on srv that calls the hook srv had, if any,
-// so set yours before and do not replace it afterwards.
+// NewServer prepares srv to drain. Call it before serving, once srv's
+// Handler and ConnState are set: it wraps srv.Handler (nil meaning
+// [http.DefaultServeMux]) with one that adds "Connection: close" to HTTP/1
+// responses once Shutdown has begun, and installs a ConnState hook that
+// calls the one srv had, if any. Do not replace either afterwards.
 func NewServer(srv *http.Server) *Server {
 	s := &Server{
 		srv:       srv,
@@ -55,6 +70,17 @@ func NewServer(srv *http.Server) *Server {
 	}
 	s.busy.add(1)
 	srv.ConnState = s.connState
+	h := srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 1 && s.draining.Load() {
+			// net/http closes the connection once this response is written.
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 	return s
 }
 
@@ -92,24 +118,28 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 //  1. It stops accepting on every listener Serve uses. Connections still
 //     queued on a listening socket stay there for another holder of that
 //     socket; see [Listener.Stop].
-//  2. It turns keep-alives off ([http.Server.SetKeepAlivesEnabled]): idle
-//     HTTP/1 connections are closed, and every later response says
-//     "Connection: close" and ends its connection.
-//  3. It waits until no connection is in [http.StateNew] (accepted, its
-//     request not yet read, perhaps not yet sent; for TLS, the handshake
-//     not yet done) and no HTTP/1 connection is in [http.StateActive]
-//     (handling a request). HTTP/2 connections and hijacked ones are not
-//     waited for beyond StateNew; see the package documentation.
-//  4. It calls http.Server.Shutdown(ctx), which closes what is left idle,
-//     sends GOAWAY on HTTP/2 connections, runs the functions given to
+//  2. Every HTTP/1 request whose handler starts from now on is answered
+//     with "Connection: close", after which net/http closes its
+//     connection. Connections idle in keep-alive stay open: a request a
+//     client sends on one is answered the same way.
+//  3. It closes each HTTP/1 connection that stays idle in keep-alive for
+//     [Server.IdleGrace] after its last response (at once if it already
+//     has), unless bytes of a request are already waiting on it.
+//  4. It waits until every HTTP/1 connection has closed and no connection
+//     is in [http.StateNew] (accepted, its request not yet read, perhaps
+//     not yet sent; for TLS, the handshake not yet done). HTTP/2
+//     connections and hijacked ones are not waited for beyond StateNew;
+//     see the package documentation.
+//  5. It calls http.Server.Shutdown(ctx), which sends GOAWAY on HTTP/2
+//     connections, runs the functions given to
 //     [http.Server.RegisterOnShutdown] and waits for those connections.
 //
-// If ctx ends during step 3, Shutdown calls http.Server.Shutdown with the
-// ended ctx, which does the same but returns at once, and returns
-// ctx.Err(). Connections still busy are then left open in net/http's own
-// shutdown mode: a handler still running may finish and respond, but a
-// request read from now on is dropped unanswered. Call [Server.Close] to
-// close them.
+// If ctx ends during step 4, Shutdown calls http.Server.Shutdown with the
+// ended ctx, which closes the connections idle at that moment and returns
+// at once, and returns ctx.Err(). Connections still busy are then left
+// open in net/http's own shutdown mode: a handler still running may finish
+// and respond, but a request read from now on is dropped unanswered. Call
+// [Server.Close] to close them.
 //
 // Shutdown may be called more than once and concurrently; each call waits.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -142,9 +172,22 @@ func (s *Server) Close() error {
 
 func (s *Server) drain() {
 	s.stop()
-	s.holding.Store(true)
-	s.srv.SetKeepAlivesEnabled(false)
-	s.holding.Store(false)
+	s.grace = s.IdleGrace
+	if s.grace <= 0 {
+		s.grace = DefaultIdleGrace
+	}
+	s.mu.Lock()
+	s.draining.Store(true)
+	idle := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		idle = append(idle, c)
+	}
+	s.mu.Unlock()
+	// From here on setState schedules the connections that go idle; these
+	// are the ones idle already.
+	for _, c := range idle {
+		c.scheduleReap()
+	}
 	s.busy.add(-1)
 }
 
@@ -236,25 +279,4 @@ func (s *Server) own(nc net.Conn) *conn {
 		}
 	}
 	return nil
-}
-
-// holdClose reports whether to hold back a Close of c. It does so while
-// Shutdown turns keep-alives off, for a connection whose request has not
-// been read: SetKeepAlivesEnabled(false) closes every connection net/http
-// deems idle, and it deems idle one that has been in StateNew for over 5
-// seconds (golang.org/issue/22682), although its request may be arriving.
-// Held back, such a connection goes on to be served. A Close held back from
-// the connection's own goroutine (its client hung up at that moment) is
-// done when net/http reports StateClosed just after.
-//
-// Nothing is held back under TLS: net/http closes the *tls.Conn, which
-// sends close_notify and refuses writes from then on, so the connection
-// could not be saved, only kept open in vain.
-func (s *Server) holdClose(c *conn) bool {
-	if !s.holding.Load() {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return !c.closed && !c.underTLS && c.state == http.StateNew
 }

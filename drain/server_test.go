@@ -16,8 +16,9 @@ import (
 )
 
 // TestShutdownConnStates drains a server holding connections in every
-// state: each request sent gets its response, idle keep-alive connections
-// are closed, and Shutdown returns only once all that is done.
+// state: each request sent gets its response, connections idle in
+// keep-alive stay open for IdleGrace and answer a request sent on them,
+// and Shutdown returns only once all that is done.
 func TestShutdownConnStates(t *testing.T) {
 	checkLeaks(t)
 	started, release := make(chan struct{}), make(chan struct{})
@@ -30,6 +31,8 @@ func TestShutdownConnStates(t *testing.T) {
 	})
 	st := newStates()
 	d := drain.NewServer(&http.Server{Handler: mux, ConnState: st.hook})
+	const grace = 500 * time.Millisecond
+	d.IdleGrace = grace
 	ln := listen(t)
 	served := serve(d.Serve, ln)
 
@@ -41,30 +44,41 @@ func TestShutdownConnStates(t *testing.T) {
 	active := dial(t, ln.Addr()) // its handler is running
 	io.WriteString(active, "GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
 	recv(t, "slow handler", started)
-	idle := dial(t, ln.Addr()) // idle in keep-alive
-	resp, body, err := get(idle, "/")
-	if err != nil || body != "hello" || resp.Close {
-		t.Fatalf("keep-alive request before the drain: %v %q %v", resp, body, err)
+	var idle [2]net.Conn // idle in keep-alive
+	for i := range idle {
+		idle[i] = dial(t, ln.Addr())
+		resp, body, err := get(idle[i], "/")
+		if err != nil || body != "hello" || resp.Close {
+			t.Fatalf("keep-alive request before the drain: %v %q %v", resp, body, err)
+		}
+		st.wait(t, idle[i], http.StateIdle)
 	}
-	st.wait(t, idle, http.StateIdle)
 
 	shut := shutdown(d.Shutdown, context.Background())
 	if err := recv(t, "Serve", served); !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve returned %v, want %v", err, http.ErrServerClosed)
 	}
-	wantClosed(t, "idle keep-alive connection", idle)
 	pending(t, "Shutdown with three requests to answer", shut)
 
+	// A client reusing an idle connection during the grace gets its answer.
+	resp, body, err := get(idle[0], "/")
+	wantHello(t, "request on a connection idle in keep-alive", resp, body, err)
 	resp, body, err = get(silent, "/")
 	wantHello(t, "connection silent until the drain", resp, body, err)
 	io.WriteString(partial, "\r\n")
 	resp, body, err = readResponse(partial)
 	wantHello(t, "request completed during the drain", resp, body, err)
+	// The other idle connection is closed once idle for the grace.
+	wantClosed(t, "connection left idle in keep-alive", idle[1])
 	pending(t, "Shutdown with a handler running", shut)
 	close(release)
+	// Its handler began before the drain, when keep-alive was still on.
 	resp, body, err = readResponse(active)
-	wantHello(t, "handler running when the drain began", resp, body, err)
-	for _, c := range []net.Conn{silent, partial, active} {
+	if err != nil || body != "hello" {
+		t.Fatalf("handler running when the drain began: %v %q %v", resp, body, err)
+	}
+	pending(t, "Shutdown with a connection idle for less than the grace", shut)
+	for _, c := range []net.Conn{silent, partial, active, idle[0]} {
 		wantClosed(t, "connection after its response", c)
 	}
 	if err := recv(t, "Shutdown", shut); err != nil {
@@ -73,10 +87,9 @@ func TestShutdownConnStates(t *testing.T) {
 }
 
 // TestShutdownConnSilentForOver5s: net/http treats a connection that has
-// been new for over 5 seconds as idle, and turning keep-alives off closes
-// it. In cleartext the drain must keep it and answer a request that arrives
-// on it. Under TLS it cannot (see the package docs), and must not wait for
-// the dead connection either.
+// been new for over 5 seconds as idle, and http.Server.Shutdown closes it
+// at once. The drain must keep it, in cleartext and under TLS, and answer
+// a request that arrives on it.
 func TestShutdownConnSilentForOver5s(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes 6.5s")
@@ -104,20 +117,21 @@ func TestShutdownConnSilentForOver5s(t *testing.T) {
 	}
 	time.Sleep(6500 * time.Millisecond) // net/http compares whole seconds
 
-	shut := shutdown(d.Shutdown, context.Background())
-	recv(t, "Serve", served)
-	time.Sleep(100 * time.Millisecond)
-	resp, body, err := get(c, "/")
-	wantHello(t, "request on a connection silent for 6.5s", resp, body, err)
-	if err := recv(t, "Shutdown", shut); err != nil {
-		t.Fatalf("Shutdown: %v", err)
+	for _, s := range []struct {
+		name   string
+		d      *drain.Server
+		c      net.Conn
+		served <-chan error
+	}{{"cleartext", d, c, served}, {"TLS", dTLS, c2, servedTLS}} {
+		shut := shutdown(s.d.Shutdown, context.Background())
+		recv(t, "Serve ("+s.name+")", s.served)
+		time.Sleep(100 * time.Millisecond)
+		resp, body, err := get(s.c, "/")
+		wantHello(t, "request on a connection silent for 6.5s ("+s.name+")", resp, body, err)
+		if err := recv(t, "Shutdown ("+s.name+")", shut); err != nil {
+			t.Fatalf("Shutdown (%s): %v", s.name, err)
+		}
 	}
-
-	if err := recv(t, "Shutdown (TLS)", shutdown(dTLS.Shutdown, context.Background())); err != nil {
-		t.Fatalf("Shutdown (TLS): %v", err)
-	}
-	recv(t, "Serve (TLS)", servedTLS)
-	wantClosed(t, "TLS connection silent for 6.5s", c2)
 }
 
 // TestShutdownSeveralListeners: Shutdown stops every listener Serve uses,
