@@ -37,6 +37,16 @@ type Config struct {
 	// about: where each socket came from, and why a handoff fell back to
 	// fresh sockets.
 	Logf func(format string, args ...any)
+
+	// ShutdownTimeout bounds the graceful stop of the server that [Run]
+	// serves. Zero means DefaultShutdownTimeout. Only Run uses it.
+	ShutdownTimeout time.Duration
+
+	// OnReady, if set, is called by [Run] once the server serves and the
+	// predecessor, if any, has been told to stop, with the socket it
+	// serves: the moment to tell a supervisor that the process is ready
+	// (systemd's sd_notify READY=1). Only Run uses it.
+	OnReady func(Socket)
 }
 
 const defaultTimeout = 5 * time.Second

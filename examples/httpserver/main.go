@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -66,42 +65,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	pid := os.Getpid()
 	logger := log.New(stderr, fmt.Sprintf("httpserver: pid=%d ", pid), 0)
-
-	// Without -handoff there is no predecessor to tell and no successor
-	// to wait for: the listener is fresh, and only a signal stops it.
-	var (
-		ln        net.Listener
-		origin    = handoff.Fresh
-		ready     = func() error { return nil }
-		successor <-chan struct{}
-	)
-	if cfg.handoff == "" {
-		ln, err = reuseport.Listen("tcp", cfg.addr)
-		if err != nil {
-			return err
-		}
-	} else {
-		h, err := handoff.Start(ctx, handoff.Config{Path: cfg.handoff, Logf: logger.Printf})
-		if err != nil {
-			return err
-		}
-		// Stops answering on the path if no successor took over; the
-		// listener itself is closed by the shutdown.
-		defer h.Close()
-		ln, err = h.Listen("tcp", cfg.addr)
-		if err != nil {
-			return err
-		}
-		origin = h.Sockets()[0].Origin
-		ready, successor = h.Ready, h.Done()
-	}
 	logger.Print(migrationNote())
-
-	srv := newServer(pid, logger, cfg.shutdown)
-	announce := func() {
-		logger.Printf("listening on %s (reuseport: %v; socket: %v)", ln.Addr(), reuseport.Capabilities(), origin)
-	}
-	return serve(ctx, srv, ln, ready, announce, successor, cfg.shutdownTimeout, logger)
+	return handoff.Run(ctx, handoff.Config{
+		Path:            cfg.handoff, // "" for none: a fresh socket, and only a signal stops it
+		ShutdownTimeout: cfg.shutdownTimeout,
+		Logf:            logger.Printf,
+		OnReady: func(s handoff.Socket) {
+			logger.Printf("listening on %s (reuseport: %v; socket: %v)", s.Addr, reuseport.Capabilities(), s.Origin)
+		},
+	}, "tcp", cfg.addr, newServer(pid, logger, cfg.shutdown))
 }
 
 // migrationNote says what the kernel does with the connections queued on
