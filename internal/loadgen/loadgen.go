@@ -26,7 +26,8 @@ import (
 	"time"
 )
 
-// Config describes a load run. Addr and one of Duration or Requests are required.
+// Config describes a load run. Addr (or NewClient) and one of Duration or
+// Requests are required.
 type Config struct {
 	Addr     string        // host:port on loopback or in a test namespace
 	Clients  int           // concurrent clients; 0 means 64
@@ -39,7 +40,34 @@ type Config struct {
 	// opens a connection of its own, and the server closes it after
 	// answering.
 	KeepAlive bool
+	// Method is the request method; "" means GET. Body, if not empty, is
+	// sent with every request, with its Content-Length.
+	Method string
+	Body   string
+
+	// NewClient, if set, makes each of the Clients in place of the raw
+	// HTTP client: a gRPC client, an HTTP library's, one that goes
+	// through a proxy. Addr, KeepAlive, Path, Method and Body are then
+	// the client's business. Run closes every client it made.
+	NewClient func() (Client, error)
 }
+
+// Client is one of a run's clients, sending one request at a time.
+type Client interface {
+	// Do sends one request and waits for its answer, giving up at
+	// deadline. pid is the serving process's, if the answer names it,
+	// else 0. Wrap an error with Stage to say which step failed.
+	Do(deadline time.Time) (pid int, err error)
+	Close() error
+}
+
+// Stage wraps err with the step of a request that it broke ("dial",
+// "read", "rpc"), which Classify puts first in the failure's kind.
+func Stage(name string, err error) error { return &stage{name, err} }
+
+// ParsePID finds "pid=N" in a response body, as the example servers write
+// it, and returns N, or 0 if there is none.
+func ParsePID(b []byte) int { return parsePID(b) }
 
 // Sample is one request's outcome, kept for timelines and percentiles.
 type Sample struct {
@@ -123,8 +151,8 @@ func (r *Result) String() string {
 
 // Run sends load until the duration or request budget is spent, or ctx ends.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.Addr == "" {
-		return nil, errors.New("loadgen: Config.Addr is required")
+	if cfg.Addr == "" && cfg.NewClient == nil {
+		return nil, errors.New("loadgen: Config.Addr or Config.NewClient is required")
 	}
 	if cfg.Duration <= 0 && cfg.Requests <= 0 {
 		return nil, errors.New("loadgen: set Config.Duration or Config.Requests, or the run never ends")
@@ -142,7 +170,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.KeepAlive {
 		proto = "HTTP/1.1"
 	}
-	request := []byte("GET " + cfg.Path + " " + proto + "\r\nHost: " + cfg.Addr + "\r\n\r\n")
+	if cfg.Method == "" {
+		cfg.Method = http.MethodGet
+	}
+	head := cfg.Method + " " + cfg.Path + " " + proto + "\r\nHost: " + cfg.Addr + "\r\n"
+	if cfg.Body != "" {
+		head += "Content-Type: application/octet-stream\r\nContent-Length: " + strconv.Itoa(len(cfg.Body)) + "\r\n"
+	}
+	request := []byte(head + "\r\n" + cfg.Body)
+	newClient := cfg.NewClient
+	if newClient == nil {
+		newClient = func() (Client, error) {
+			return &client{addr: cfg.Addr, request: request, keepAlive: cfg.KeepAlive}, nil
+		}
+	}
 
 	var (
 		mu      sync.Mutex
@@ -165,8 +206,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	begin := time.Now()
 	for range cfg.Clients {
 		wg.Go(func() {
-			c := client{addr: cfg.Addr, request: request, keepAlive: cfg.KeepAlive}
-			defer c.close()
+			c, err := newClient()
+			if err != nil {
+				mu.Lock()
+				samples = append(samples, Sample{Failure: Classify(Stage("client", err)), err: err})
+				mu.Unlock()
+				return
+			}
+			defer c.Close()
 			var local []Sample
 			for {
 				// The clock, not a context's timer, ends the run, and the
@@ -177,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				if ctx.Err() != nil || (cfg.Duration > 0 && start.Sub(begin) >= cfg.Duration) || !take() {
 					break
 				}
-				pid, err := c.do(start.Add(cfg.Timeout))
+				pid, err := c.Do(start.Add(cfg.Timeout))
 				s := Sample{Start: start.Sub(begin), Latency: time.Since(start), PID: pid}
 				if err != nil {
 					s.Failure, s.err = Classify(err), err
@@ -226,9 +273,9 @@ type client struct {
 	br        *bufio.Reader
 }
 
-// do sends one request, on a new connection unless a kept one is open, and
+// Do sends one request, on a new connection unless a kept one is open, and
 // reads the whole response. A connection that failed is not used again.
-func (c *client) do(deadline time.Time) (pid int, err error) {
+func (c *client) Do(deadline time.Time) (pid int, err error) {
 	if c.conn == nil {
 		conn, err := net.DialTimeout("tcp", c.addr, time.Until(deadline))
 		if err != nil {
@@ -243,7 +290,7 @@ func (c *client) do(deadline time.Time) (pid int, err error) {
 	}
 	pid, reuse, err := c.exchange(deadline)
 	if err != nil || !reuse {
-		c.close()
+		c.Close()
 	}
 	return pid, err
 }
@@ -283,11 +330,12 @@ func (c *client) exchange(deadline time.Time) (pid int, reuse bool, err error) {
 	return parsePID(body), reuse, nil
 }
 
-func (c *client) close() {
+func (c *client) Close() error {
 	if c.conn != nil {
 		c.conn.Close()
 		c.conn = nil
 	}
+	return nil
 }
 
 // parsePID finds "pid=N" in a response, as the example server writes it.

@@ -257,3 +257,76 @@ func TestKeepAliveHonoursConnectionClose(t *testing.T) {
 		t.Errorf("%d connections for 20 requests each closed by the server, want 20", conns.Load())
 	}
 }
+
+// TestPOSTOverKeepAlive: every request carries the method and body asked
+// for, over one connection per client.
+func TestPOSTOverKeepAlive(t *testing.T) {
+	var conns, posts, bad atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 64)
+		n, _ := r.Body.Read(b)
+		if r.Method == http.MethodPost && string(b[:n]) == "payload" {
+			posts.Add(1)
+		} else {
+			bad.Add(1)
+		}
+		fmt.Fprint(w, "pid=7")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	res, err := loadgen.Run(t.Context(), loadgen.Config{
+		Addr: srv.Listener.Addr().String(), Clients: 3, Requests: 30,
+		KeepAlive: true, Method: http.MethodPost, Body: "payload",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed() != 0 || posts.Load() != 30 || bad.Load() != 0 {
+		t.Fatalf("%v; the server saw %d POSTs with the body and %d other requests, want 30 and 0", res, posts.Load(), bad.Load())
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections for 3 keep-alive clients", n)
+	}
+	if got := res.PIDs()[7]; got != 30 {
+		t.Errorf("pid 7 answered %d requests, want 30", got)
+	}
+}
+
+type fakeClient struct {
+	n      int
+	closed *atomic.Int64
+}
+
+func (c *fakeClient) Do(time.Time) (int, error) {
+	c.n++
+	if c.n%2 == 0 {
+		return 0, loadgen.Stage("rpc", fmt.Errorf("unavailable"))
+	}
+	return 42, nil
+}
+
+func (c *fakeClient) Close() error { c.closed.Add(1); return nil }
+
+// TestNewClient: a client of the caller's own is used, its failures are
+// classified by the stage it names, and every client is closed.
+func TestNewClient(t *testing.T) {
+	var closed atomic.Int64
+	res, err := loadgen.Run(t.Context(), loadgen.Config{
+		Clients: 2, Requests: 10,
+		NewClient: func() (loadgen.Client, error) { return &fakeClient{closed: &closed}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests() != 10 || res.Failures["rpc: other"] == 0 || res.Failed()+res.PIDs()[42] != 10 {
+		t.Errorf("got %v with failures %v, want 10 requests, some failed as \"rpc: other\"", res, res.Failures)
+	}
+	if closed.Load() != 2 {
+		t.Errorf("%d of 2 clients closed", closed.Load())
+	}
+}
