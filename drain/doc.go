@@ -25,11 +25,12 @@
 //
 // Proxies (nginx, Envoy, [net/http/httputil.ReverseProxy]) and browsers
 // keep connections open between requests and send the next request on one
-// whenever they like. [http.Server.Shutdown] closes such idle connections
-// at once, and a request a client sends on one at that moment is lost: no
+// whenever they like; they also open connections ahead of need. Once
+// shutting down, [http.Server.Shutdown] closes such idle connections at
+// once, and a request a client sends on one at that moment is lost: no
 // proxy replays a POST. Server.Shutdown keeps them open instead, answers
 // the next request on each with "Connection: close", and closes one only
-// when it has stayed idle for [Server.IdleGrace] (2 seconds unless set)
+// when it has stayed quiet for [Server.IdleGrace] (2 seconds unless set)
 // and no bytes of a request are waiting on it. Proxies pick the connection
 // freed most recently first, so a connection idle that long is one they
 // rarely pick; the one left to lose is a request sent on it in the instant
@@ -45,13 +46,13 @@
 //
 // # What a drain cannot save
 //
-// Slow and silent clients: Shutdown waits for a connection that has sent
-// nothing yet, since its request may be on the way. HTTP clients open such
-// connections on purpose (browsers preconnect; Go's [http.Transport] keeps
-// connections it dialed but did not need), and a client that never sends
-// holds the drain until the context ends. Set
+// Slow clients: Shutdown waits for a connection that has sent part of a
+// request, or finished a TLS handshake and sent nothing since, since its
+// request may be on the way, until the context ends. Set
 // [http.Server.ReadHeaderTimeout] to bound that: net/http closes a
-// connection whose request header has not arrived in time.
+// connection whose request header has not arrived in time. A cleartext
+// connection that has sent nothing at all is quiet, and closed after
+// IdleGrace like an idle one.
 //
 // Long requests: a handler that streams (server-sent events, long polling)
 // holds the drain until it returns or the context ends, as it holds

@@ -61,8 +61,8 @@ func (c *conn) setState(nc net.Conn, state http.ConnState) {
 	}
 	c.state = state
 	c.idleGen.Add(1)
-	c.watchIdle.Store(state == http.StateIdle)
-	if state == http.StateIdle {
+	c.watchIdle.Store(state == http.StateIdle || state == http.StateNew)
+	if state == http.StateIdle || state == http.StateNew {
 		c.idleAt = time.Now()
 	}
 	isBusy := c.busyLocked()
@@ -76,7 +76,7 @@ func (c *conn) setState(nc net.Conn, state http.ConnState) {
 		s.busy.add(1)
 	}
 	switch state {
-	case http.StateIdle:
+	case http.StateNew, http.StateIdle:
 		if s.draining.Load() {
 			c.scheduleReap()
 		}
@@ -94,28 +94,40 @@ func (c *conn) setState(nc net.Conn, state http.ConnState) {
 	}
 }
 
-// scheduleReap arranges for c to be closed once it has been idle for the
-// server's grace, if it is an HTTP/1 connection idle in keep-alive now and
-// stays so. Server.Shutdown calls it for every connection when the drain
-// begins, and setState for every one that goes idle after that.
+// quietLocked reports whether c has no request in progress and nothing
+// on its way that the server has seen: an HTTP/1 connection idle in
+// keep-alive, or one accepted that has not sent a byte. Clients keep both
+// kinds in their pools (Go's http.Transport keeps connections it dialed
+// and did not need) and may send a request on them at any time.
+func (c *conn) quietLocked() bool {
+	if c.closed {
+		return false
+	}
+	return !c.http2 && c.state == http.StateIdle || c.state == http.StateNew && c.headLen == 0
+}
+
+// scheduleReap arranges for c to be closed once it has been quiet for the
+// server's grace, if it is quiet now and stays so. Server.Shutdown calls
+// it for every connection when the drain begins, and setState for every
+// one that goes quiet after that.
 func (c *conn) scheduleReap() {
 	c.mu.Lock()
-	idle := !c.closed && !c.http2 && c.state == http.StateIdle
+	quiet := c.quietLocked()
 	due, gen := c.idleAt.Add(c.l.srv.grace), c.idleGen.Load()
 	c.mu.Unlock()
-	if idle {
+	if quiet {
 		time.AfterFunc(time.Until(due), func() { c.reap(gen) })
 	}
 }
 
-// reap closes c if it is still in the idle spell numbered gen and no bytes
-// of a request are waiting on it. A request the client sends from now on,
-// before it sees c close, is lost: the race in the package docs.
+// reap closes c if it is still in the quiet spell numbered gen and no
+// bytes of a request are waiting on it. A request the client sends from
+// now on, before it sees c close, is lost: the race in the package docs.
 func (c *conn) reap(gen uint64) {
 	c.mu.Lock()
-	idle := !c.closed && c.state == http.StateIdle && c.idleGen.Load() == gen
+	quiet := c.quietLocked() && c.idleGen.Load() == gen
 	c.mu.Unlock()
-	if !idle || pendingInput(c.Conn) {
+	if !quiet || pendingInput(c.Conn) {
 		// Being used: net/http reads the request and answers it with
 		// "Connection: close".
 		return

@@ -262,3 +262,61 @@ func TestListenerWaitCoversAcceptInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerWaitClaimed: WaitClaimed returns once the listener is stopped
+// and the server has used or closed every connection it accepted, whether
+// or not those are still open; asking for an address is not using it.
+func TestListenerWaitClaimed(t *testing.T) {
+	checkLeaks(t)
+	ln := listen(t)
+	l := drain.NewListener(ln)
+	var clients, conns []net.Conn
+	for range 4 {
+		clients = append(clients, dial(t, ln.Addr()))
+		sc, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, sc)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	claimed := make(chan error, 1)
+	go func() { claimed <- l.WaitClaimed(context.Background()) }()
+	pending(t, "WaitClaimed before Stop", claimed)
+	l.Stop()
+	pending(t, "WaitClaimed with four connections untouched", claimed)
+
+	conns[0].SetDeadline(time.Now().Add(timeout))
+	_ = conns[1].RemoteAddr()
+	_ = conns[1].LocalAddr()
+	pending(t, "WaitClaimed with three connections untouched", claimed)
+	clients[1].Write([]byte("x"))
+	if _, err := conns[1].Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conns[2].Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	pending(t, "WaitClaimed with one connection untouched", claimed)
+	conns[3].Close()
+	if err := recv(t, "WaitClaimed", claimed); err != nil {
+		t.Fatalf("WaitClaimed: %v", err)
+	}
+	// Three connections are still open: Wait is not done.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := l.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait with three connections open returned %v", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	l2 := drain.NewListener(listen(t))
+	defer l2.Close()
+	if err := l2.WaitClaimed(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitClaimed on a listener never stopped returned %v", err)
+	}
+}

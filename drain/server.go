@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// DefaultIdleGrace is how long [Server.Shutdown] keeps a connection open
-// that is idle in keep-alive, when [Server.IdleGrace] is zero.
+// DefaultIdleGrace is how long [Server.Shutdown] keeps open a connection
+// with no request in progress, when [Server.IdleGrace] is zero.
 const DefaultIdleGrace = 2 * time.Second
 
 // Server makes an [http.Server] shut down without dropping requests.
@@ -30,11 +30,12 @@ const DefaultIdleGrace = 2 * time.Second
 // BaseContext) see the [Listener] and its connections, whose NetConn method
 // returns the connection accepted from ln.
 type Server struct {
-	// IdleGrace is how long Shutdown keeps open an HTTP/1 connection that
-	// is idle in keep-alive, counted from its last response, so that a
-	// client or proxy that reuses it in that time gets its answer (with
-	// "Connection: close"). Zero means DefaultIdleGrace. Set it before
-	// calling Shutdown.
+	// IdleGrace is how long Shutdown keeps open a connection with no
+	// request in progress (an HTTP/1 connection idle in keep-alive,
+	// counted from its last response, or one that has sent nothing since
+	// it was accepted), so that a client or proxy that uses it in that
+	// time gets its answer, with "Connection: close". Zero means
+	// DefaultIdleGrace. Set it before calling Shutdown.
 	IdleGrace time.Duration
 
 	srv  *http.Server
@@ -122,14 +123,16 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 //     with "Connection: close", after which net/http closes its
 //     connection. Connections idle in keep-alive stay open: a request a
 //     client sends on one is answered the same way.
-//  3. It closes each HTTP/1 connection that stays idle in keep-alive for
-//     [Server.IdleGrace] after its last response (at once if it already
-//     has), unless bytes of a request are already waiting on it.
+//  3. It closes each connection that stays quiet for [Server.IdleGrace]
+//     (at once if it already has), unless bytes of a request are already
+//     waiting on it. Quiet is an HTTP/1 connection idle in keep-alive,
+//     counted from its last response, or one that has not sent a byte
+//     since it was accepted: clients keep both kinds in their pools.
 //  4. It waits until every HTTP/1 connection has closed and no connection
-//     is in [http.StateNew] (accepted, its request not yet read, perhaps
-//     not yet sent; for TLS, the handshake not yet done). HTTP/2
-//     connections and hijacked ones are not waited for beyond StateNew;
-//     see the package documentation.
+//     is in [http.StateNew] (accepted, its request not yet read; for TLS,
+//     perhaps the handshake not yet done). HTTP/2 connections and hijacked
+//     ones are not waited for beyond StateNew; see the package
+//     documentation.
 //  5. It calls http.Server.Shutdown(ctx), which sends GOAWAY on HTTP/2
 //     connections, runs the functions given to
 //     [http.Server.RegisterOnShutdown] and waits for those connections.

@@ -36,8 +36,10 @@ func TestShutdownConnStates(t *testing.T) {
 	ln := listen(t)
 	served := serve(d.Serve, ln)
 
-	silent := dial(t, ln.Addr()) // accepted, has sent nothing
+	silent := dial(t, ln.Addr()) // accepted, has sent nothing yet
 	st.wait(t, silent, http.StateNew)
+	quiet := dial(t, ln.Addr()) // accepted, and will never send
+	st.wait(t, quiet, http.StateNew)
 	partial := dial(t, ln.Addr()) // has sent half a request
 	io.WriteString(partial, "GET / HTTP/1.1\r\nHost: test\r\n")
 	st.wait(t, partial, http.StateNew)
@@ -68,8 +70,10 @@ func TestShutdownConnStates(t *testing.T) {
 	io.WriteString(partial, "\r\n")
 	resp, body, err = readResponse(partial)
 	wantHello(t, "request completed during the drain", resp, body, err)
-	// The other idle connection is closed once idle for the grace.
+	// The other idle connection, and one that never sent a byte, are
+	// closed once quiet for the grace.
 	wantClosed(t, "connection left idle in keep-alive", idle[1])
+	wantClosed(t, "connection that never sent a request", quiet)
 	pending(t, "Shutdown with a handler running", shut)
 	close(release)
 	// Its handler began before the drain, when keep-alive was still on.
@@ -88,8 +92,8 @@ func TestShutdownConnStates(t *testing.T) {
 
 // TestShutdownConnSilentForOver5s: net/http treats a connection that has
 // been new for over 5 seconds as idle, and http.Server.Shutdown closes it
-// at once. The drain must keep it, in cleartext and under TLS, and answer
-// a request that arrives on it.
+// at once. Within its IdleGrace the drain must keep it, in cleartext and
+// under TLS, and answer a request that arrives on it.
 func TestShutdownConnSilentForOver5s(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes 6.5s")
@@ -99,6 +103,7 @@ func TestShutdownConnSilentForOver5s(t *testing.T) {
 	start := func(tls bool) (*drain.Server, net.Conn, <-chan error) {
 		st := newStates()
 		d := drain.NewServer(&http.Server{Handler: hello, ConnState: st.hook})
+		d.IdleGrace = 20 * time.Second
 		ln := listen(t)
 		serveFunc := d.Serve
 		if tls {
