@@ -1,0 +1,336 @@
+//go:build darwin || freebsd || linux
+
+package handoff_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/b93f8b21/reuseport/handoff"
+)
+
+const runWait = 10 * time.Second
+
+// generation is one Run of a server in a goroutine.
+type generation struct {
+	ready chan handoff.Socket
+	done  chan struct{} // closed when Run has returned err
+	err   error
+	stop  context.CancelFunc
+}
+
+func runGeneration(t *testing.T, cfg handoff.Config, srv handoff.Server) *generation {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &generation{ready: make(chan handoff.Socket, 1), done: make(chan struct{}), stop: cancel}
+	cfg.OnReady = func(s handoff.Socket) { g.ready <- s }
+	go func() {
+		defer close(g.done)
+		g.err = handoff.Run(ctx, cfg, "tcp", "127.0.0.1:0", srv)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-g.done:
+		case <-time.After(runWait):
+			t.Errorf("Run did not return %v after its context ended", runWait)
+		}
+	})
+	return g
+}
+
+func (g *generation) waitReady(t *testing.T) handoff.Socket {
+	t.Helper()
+	select {
+	case s := <-g.ready:
+		return s
+	case <-g.done:
+		t.Fatalf("Run returned before it served: %v", g.err)
+	case <-time.After(runWait):
+		t.Fatalf("Run not serving after %v", runWait)
+	}
+	panic("unreachable")
+}
+
+func (g *generation) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-g.done:
+		return g.err
+	case <-time.After(runWait):
+		t.Fatalf("Run did not return within %v", runWait)
+	}
+	panic("unreachable")
+}
+
+func helloServer(body string) *http.Server {
+	return &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, body)
+	})}
+}
+
+// keepAlive is one client connection that sends requests one at a time.
+type keepAlive struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialKeepAlive(t *testing.T, addr net.Addr) *keepAlive {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr.String(), runWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(runWait))
+	return &keepAlive{c, bufio.NewReader(c)}
+}
+
+func (k *keepAlive) post() (body string, closing bool, err error) {
+	if _, err := io.WriteString(k.c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ndata"); err != nil {
+		return "", false, err
+	}
+	resp, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		return "", false, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return string(b), resp.Close, err
+}
+
+// TestRunHandsOver: the second generation takes the socket, the first
+// returns nil by itself, and a keep-alive connection to the first, idle
+// when the successor took over, still has its next request answered.
+func TestRunHandsOver(t *testing.T) {
+	path := sockPath(t)
+	first := runGeneration(t, handoff.Config{Path: path, Logf: newLog(t, "first").logf}, helloServer("first"))
+	s1 := first.waitReady(t)
+	if s1.Origin != handoff.Fresh {
+		t.Errorf("first generation's socket is %v, want fresh", s1.Origin)
+	}
+	ka := dialKeepAlive(t, s1.Addr)
+	if body, closing, err := ka.post(); err != nil || body != "first" || closing {
+		t.Fatalf("request before the handoff: %q closing=%v %v", body, closing, err)
+	}
+
+	second := runGeneration(t, handoff.Config{Path: path, Logf: newLog(t, "second").logf}, helloServer("second"))
+	s2 := second.waitReady(t)
+	if s2.Origin != handoff.Inherited || s2.Addr.String() != s1.Addr.String() {
+		t.Errorf("second generation serves %v (%v), want %v inherited", s2.Addr, s2.Origin, s1.Addr)
+	}
+	// The first is draining: its idle connection is kept for the grace.
+	body, closing, err := ka.post()
+	if err != nil || body != "first" || !closing {
+		t.Fatalf("request on a keep-alive connection to the draining generation: %q closing=%v %v; want \"first\" with Connection: close", body, closing, err)
+	}
+	if err := first.wait(t); err != nil {
+		t.Fatalf("first generation: Run returned %v, want nil after a successor took over", err)
+	}
+	if body, _, err := dialKeepAlive(t, s1.Addr).post(); err != nil || body != "second" {
+		t.Fatalf("request after the handoff: %q %v", body, err)
+	}
+	second.stop()
+	if err := second.wait(t); err != nil {
+		t.Fatalf("second generation: Run returned %v after its context ended, want nil", err)
+	}
+}
+
+// lateServer stands for a server, such as grpc-go's, whose accept loop
+// hands each connection to a goroutine that registers it a while later,
+// and whose graceful stop drops a connection not registered yet. It
+// answers each connection with "ok".
+type lateServer struct {
+	delay time.Duration
+
+	mu       sync.Mutex
+	quit     bool
+	lns      []net.Listener
+	accepted chan struct{}
+	conns    sync.WaitGroup
+}
+
+func newLateServer(delay time.Duration) *lateServer {
+	return &lateServer{delay: delay, accepted: make(chan struct{}, 16)}
+}
+
+func (s *lateServer) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		s.accepted <- struct{}{}
+		go func() {
+			time.Sleep(s.delay) // the goroutine has not run yet
+			s.mu.Lock()
+			if s.quit {
+				s.mu.Unlock()
+				c.Close() // as grpc-go's handleRawConn does once quit has fired
+				return
+			}
+			s.conns.Add(1)
+			s.mu.Unlock()
+			defer s.conns.Done()
+			c.SetDeadline(time.Now().Add(runWait))
+			io.WriteString(c, "ok")
+			c.Close()
+		}()
+	}
+}
+
+func (s *lateServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.quit = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	s.conns.Wait()
+	return nil
+}
+
+// TestRunWaitsForTheServerToTakeEveryConnection: Run stops accepting, then
+// waits until the server has taken up every accepted connection before it
+// calls Shutdown, so a server that drops unregistered connections on
+// shutdown drops none. The control calls the same Shutdown directly.
+func TestRunWaitsForTheServerToTakeEveryConnection(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	read := func(addr net.Addr) (string, error) {
+		c, err := net.DialTimeout("tcp", addr.String(), runWait)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(runWait))
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+
+	srv := newLateServer(delay)
+	g := runGeneration(t, handoff.Config{}, srv)
+	addr := g.waitReady(t).Addr
+	got := make(chan string, 1)
+	go func() { b, err := read(addr); got <- fmt.Sprint(b, err) }()
+	<-srv.accepted
+	g.stop() // the server is asked to stop before it has registered the connection
+	if err := g.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if b := <-got; b != "ok<nil>" {
+		t.Errorf("connection accepted just before the stop got %q, want \"ok\"", b)
+	}
+
+	// The control: the server's own stop alone drops the connection.
+	control := newLateServer(delay)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- control.Serve(ln) }()
+	go func() { b, err := read(ln.Addr()); got <- fmt.Sprint(b, err) }()
+	<-control.accepted
+	control.Shutdown(context.Background())
+	<-served
+	if b := <-got; b == "ok<nil>" {
+		t.Errorf("without Run's barrier the connection was still answered; the test does not show what the barrier prevents")
+	}
+}
+
+// stubServer is a Server whose methods do what a test asks.
+type stubServer struct {
+	serve    func(net.Listener) error
+	shutdown func(context.Context) error
+	closed   atomic.Bool
+}
+
+func (s *stubServer) Serve(ln net.Listener) error         { return s.serve(ln) }
+func (s *stubServer) Shutdown(ctx context.Context) error { return s.shutdown(ctx) }
+func (s *stubServer) Close() error                       { s.closed.Store(true); return nil }
+
+// acceptAll accepts until ln fails, closing what it accepts.
+func acceptAll(ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	t.Run("nil server", func(t *testing.T) {
+		if err := handoff.Run(context.Background(), handoff.Config{}, "tcp", "127.0.0.1:0", nil); err == nil {
+			t.Error("Run accepted a nil Server")
+		}
+	})
+	t.Run("negative timeout", func(t *testing.T) {
+		err := handoff.Run(context.Background(), handoff.Config{ShutdownTimeout: -time.Second}, "tcp", "127.0.0.1:0", helloServer(""))
+		if err == nil || !strings.Contains(err.Error(), "ShutdownTimeout") {
+			t.Errorf("Run with a negative ShutdownTimeout returned %v", err)
+		}
+	})
+	t.Run("bad address", func(t *testing.T) {
+		err := handoff.Run(context.Background(), handoff.Config{}, "tcp", "127.0.0.1:99999", helloServer(""))
+		var opErr *net.OpError
+		if !errors.As(err, &opErr) {
+			t.Errorf("Run on a bad address returned %v, want a *net.OpError", err)
+		}
+	})
+	t.Run("Serve fails", func(t *testing.T) {
+		boom := errors.New("boom")
+		srv := &stubServer{
+			serve:    func(ln net.Listener) error { return boom },
+			shutdown: func(context.Context) error { return nil },
+		}
+		err := handoff.Run(context.Background(), handoff.Config{}, "tcp", "127.0.0.1:0", srv)
+		if !errors.Is(err, boom) {
+			t.Errorf("Run returned %v, want Serve's error", err)
+		}
+	})
+	t.Run("Shutdown too slow", func(t *testing.T) {
+		srv := &stubServer{
+			serve: acceptAll,
+			shutdown: func(ctx context.Context) error {
+				<-ctx.Done()
+				return ctx.Err()
+			},
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cfg := handoff.Config{ShutdownTimeout: 50 * time.Millisecond, OnReady: func(handoff.Socket) { cancel() }}
+		err := handoff.Run(ctx, cfg, "tcp", "127.0.0.1:0", srv)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Run returned %v, want an error wrapping %v", err, context.DeadlineExceeded)
+		}
+		if !srv.closed.Load() {
+			t.Error("Run did not Close the server whose Shutdown timed out")
+		}
+	})
+	t.Run("Path in use by a file", func(t *testing.T) {
+		path := sockPath(t)
+		if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := handoff.Run(context.Background(), handoff.Config{Path: path}, "tcp", "127.0.0.1:0", helloServer(""))
+		if err == nil {
+			t.Error("Run with a Path that is a regular file returned nil")
+		}
+	})
+}
