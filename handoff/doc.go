@@ -11,13 +11,32 @@
 //
 // # Life of a server
 //
+// [Run] is the whole life of one generation, for any server that can serve
+// a listener and shut down gracefully:
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+//	defer stop()
+//	cfg := handoff.Config{Path: "/run/myserver/handoff.sock"}
+//	err := handoff.Run(ctx, cfg, "tcp", ":8080", &http.Server{Handler: h})
+//
+// The same program serves at the first start and at every restart: start
+// the new version with the same Path and the old one returns nil once it
+// has answered every connection it accepted, keep-alive ones included.
+// Any other server comes in through [Funcs] or a type with Serve and
+// Shutdown methods; the module github.com/b93f8b21/reuseport/integrations
+// has them for grpc-go and fasthttp.
+//
+// Run takes these steps, which a server with several sockets or a life of
+// its own can take itself:
+//
 //	h, err := handoff.Start(ctx, handoff.Config{Path: "/run/myserver/handoff.sock"})
 //	...
 //	ln, err := h.Listen("tcp", ":8080") // inherited, activated or fresh
-//	go srv.Serve(ln)
+//	d := drain.NewServer(srv)
+//	go d.Serve(ln)
 //	if err := h.Ready(); err != nil { ... } // the predecessor, if any, stops accepting
 //	<-h.Done()                             // a successor is serving
-//	srv.Shutdown(ctx)                      // stop accepting, finish what was accepted
+//	d.Shutdown(ctx)                        // stop accepting, answer what was accepted
 //
 // Start takes a lock that makes successors take turns, asks the process
 // serving on Path for its sockets, and keeps the connection to it open.
@@ -27,6 +46,12 @@
 // claimed, puts the process's own socket in place of Path with an atomic
 // rename, tells the predecessor to stop accepting, and releases the lock.
 // From then on the process answers its own successor.
+//
+// Once Done is closed, stop accepting and drain with [drain.Server] or,
+// for a server of another kind, stop its accept loop with [drain.Listener]
+// and wait for [drain.Listener.WaitClaimed] before its graceful stop, as
+// Run does: plain [http.Server.Shutdown] loses requests on every restart
+// (see the drain package).
 //
 // # Failures
 //

@@ -13,65 +13,78 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/b93f8b21/reuseport/drain"
 	"github.com/b93f8b21/reuseport/handoff"
 )
 
 // Two generations of an HTTP server, played here by one process: the
-// successor inherits the listening socket, the predecessor is told to
-// stop, and requests go on being answered on the same port.
+// second inherits the listening socket, the first drains and its Run
+// returns, and requests go on being answered on the same port.
 func Example() {
 	dir, err := os.MkdirTemp("", "handoff-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "server.sock")
+	cfg := handoff.Config{Path: filepath.Join(dir, "server.sock")}
 
-	serve := func(name string) (*handoff.Handoff, *http.Server, string) {
-		h, err := handoff.Start(context.Background(), handoff.Config{Path: path})
-		if err != nil {
-			log.Fatal(err)
-		}
-		// Port 0 takes an inherited socket whatever port it has.
-		ln, err := h.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			log.Fatal(err)
+	run := func(name string) (url <-chan string, done <-chan error) {
+		u, d := make(chan string, 1), make(chan error, 1)
+		cfg := cfg
+		cfg.OnReady = func(s handoff.Socket) {
+			fmt.Printf("%s: %s socket\n", name, s.Origin)
+			u <- "http://" + s.Addr.String()
 		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, name)
 		})}
-		go srv.Serve(ln)
-		if err := h.Ready(); err != nil {
-			log.Fatal(err)
-		}
-		fmt.Printf("%s: %s socket\n", name, h.Sockets()[0].Origin)
-		return h, srv, "http://" + ln.Addr().String()
+		// Port 0 takes an inherited socket whatever port it has.
+		go func() { d <- handoff.Run(context.Background(), cfg, "tcp", "127.0.0.1:0", srv) }()
+		return u, d
 	}
 
-	old, oldSrv, url := serve("first")
-	_, _, url2 := serve("second")
-	<-old.Done()
-	oldSrv.Shutdown(context.Background()) // stop accepting, finish requests
-	old.Close()
-	fmt.Println("same address:", url == url2)
+	url, firstDone := run("first")
+	first := <-url
+	url, secondDone := run("second")
+	second := <-url
+	fmt.Println("first returned:", <-firstDone)
+	fmt.Println("same address:", first == second)
 
-	resp, err := http.Get(url)
+	resp, err := http.Get(second)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	fmt.Println("answered by:", string(body))
+	_ = secondDone // in a real server, the second runs until its own successor
 	// Output:
 	// first: fresh socket
 	// second: inherited socket
+	// first returned: <nil>
 	// same address: true
 	// answered by: second
 }
 
-// The main function of a server: the same code runs at the first start
-// and at every restart, whoever starts the new process.
-func Example_server() {
+// The main function of a server whose restarts lose nothing: the same code
+// runs at the first start and at every restart, whoever starts the new
+// process. It returns once a successor serves (or on SIGTERM), after
+// answering every request it accepted.
+func ExampleRun() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	srv := &http.Server{Handler: http.DefaultServeMux}
+	cfg := handoff.Config{Path: filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "myserver.sock"), Logf: log.Printf}
+	if err := handoff.Run(ctx, cfg, "tcp", ":8080", srv); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// The steps that Run takes, for a server with more than one socket or a
+// lifecycle of its own. Shutting down with drain.Server (what Run does for
+// an *http.Server) answers every request on every accepted connection;
+// http.Server.Shutdown alone does not.
+func ExampleHandoff() {
 	h, err := handoff.Start(context.Background(), handoff.Config{
 		Path: filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "myserver.sock"),
 		Logf: log.Printf,
@@ -84,7 +97,7 @@ func Example_server() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.DefaultServeMux}
+	srv := drain.NewServer(&http.Server{Handler: http.DefaultServeMux})
 	go srv.Serve(ln)
 	if err := h.Ready(); err != nil {
 		log.Fatal(err)
@@ -96,5 +109,7 @@ func Example_server() {
 	case <-h.Done(): // a successor serves: hand the port over
 	case <-stop: // stop for good
 	}
-	srv.Shutdown(context.Background())
+	if err := srv.Shutdown(context.Background()); err != nil {
+		log.Print(err)
+	}
 }

@@ -38,37 +38,37 @@ func TestHostilePeers(t *testing.T) {
 	}{
 		{"garbage", func(t *testing.T, c *net.UnixConn) {
 			c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
-			drain(t, c)
+			readToEOF(t, c)
 		}},
 		{"garbage with descriptors", func(t *testing.T, c *net.UnixConn) {
 			sendWithFDs(t, c, []byte("\x00\x00\x00garbage"), 3)
-			drain(t, c)
+			readToEOF(t, c)
 		}},
 		{"hello with descriptors", func(t *testing.T, c *net.UnixConn) {
 			sendWithFDs(t, c, hello, 2)
-			drain(t, c)
+			readToEOF(t, c)
 		}},
 		{"too many descriptors", func(t *testing.T, c *net.UnixConn) {
 			sendWithFDs(t, c, hello, 200)
-			drain(t, c)
+			readToEOF(t, c)
 		}},
 		{"huge length", func(t *testing.T, c *net.UnixConn) {
 			c.Write([]byte{hello[0], 0xff, 0xff})
-			drain(t, c)
+			readToEOF(t, c)
 		}},
 		{"truncated hello", func(t *testing.T, c *net.UnixConn) {
 			c.Write(hello[:7])
 		}},
 		{"stall", func(t *testing.T, c *net.UnixConn) {
 			begin := time.Now()
-			drain(t, c)
+			readToEOF(t, c)
 			if d := time.Since(begin); d < timeout || d > 10*timeout {
 				t.Errorf("the predecessor dropped a silent peer after %v, want about %v", d, timeout)
 			}
 		}},
 		{"stall mid-hello", func(t *testing.T, c *net.UnixConn) {
 			c.Write(hello[:len(hello)-1])
-			drain(t, c)
+			readToEOF(t, c)
 		}},
 		{"hello then close", func(t *testing.T, c *net.UnixConn) {
 			c.Write(hello)
@@ -87,7 +87,7 @@ func TestHostilePeers(t *testing.T) {
 			c.Write(hello)
 			readAllFDs(t, c, 200*time.Millisecond)
 			c.Write(hello)
-			drain(t, c)
+			readToEOF(t, c)
 		}},
 		{"ready with payload", func(t *testing.T, c *net.UnixConn) {
 			c.Write(hello)
@@ -95,7 +95,7 @@ func TestHostilePeers(t *testing.T) {
 			r := handoff.ReadyFrame()
 			r = binary.BigEndian.AppendUint16(r[:1], 1)
 			c.Write(append(r, 'x'))
-			drain(t, c)
+			readToEOF(t, c)
 		}},
 		{"future version", func(t *testing.T, c *net.UnixConn) {
 			c.Write(handoff.HelloFrame(7, 9))
@@ -145,8 +145,8 @@ func stillServing(t *testing.T, ln net.Listener) {
 	a.Close()
 }
 
-// drain reads until the predecessor closes the connection.
-func drain(t *testing.T, c *net.UnixConn) {
+// readToEOF reads until the predecessor closes the connection.
+func readToEOF(t *testing.T, c *net.UnixConn) {
 	t.Helper()
 	readAllFDs(t, c, 5*time.Second)
 }
