@@ -20,6 +20,13 @@ func Listen(network, address string) (net.Listener, error) {
 
 // ListenPacket is [net.ListenPacket] for a socket that shares its port. The
 // network must be "udp", "udp4" or "udp6".
+//
+// The kernel keeps no UDP connections: it hashes every datagram's addresses
+// and ports onto the sockets of the group, so when a socket joins or leaves,
+// flows move to sockets that have never seen them, and a QUIC connection
+// that moves breaks. Keep such a group's size fixed while connections live
+// and restart its copies with the handoff subpackage, which keeps the socket
+// open; see "UDP and QUIC" in the README and in the handoff documentation.
 func ListenPacket(network, address string) (net.PacketConn, error) {
 	var lc ListenConfig
 	return lc.ListenPacket(context.Background(), network, address)
@@ -88,7 +95,8 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 
 // ListenPacket is [net.ListenConfig.ListenPacket] for a socket that shares
 // its port. FastOpenQueue and DeferAccept do not apply to packet sockets and
-// must be zero.
+// must be zero. As [ListenPacket] says, datagram flows move between the
+// sockets of a group whenever one joins or leaves it.
 func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
 	if err := checkNetwork("listen", network, packetNetworks); err != nil {
 		return nil, err
@@ -111,7 +119,8 @@ func (lc *ListenConfig) ListenGroup(ctx context.Context, network, address string
 	return listenGroup(ctx, network, address, n, lc.Listen)
 }
 
-// ListenPacketGroup is [ListenConfig.ListenGroup] for packet sockets.
+// ListenPacketGroup is [ListenConfig.ListenGroup] for packet sockets. Closing
+// one of them can move flows between the others (see [ListenPacket]).
 func (lc *ListenConfig) ListenPacketGroup(ctx context.Context, network, address string, n int) ([]net.PacketConn, error) {
 	return listenGroup(ctx, network, address, n, lc.ListenPacket)
 }

@@ -114,6 +114,29 @@
 // and receives them close-on-exec. Each step is bounded by Config.Timeout,
 // except the wait for ready, which lasts while the successor lives.
 //
+// # UDP and QUIC
+//
+// A handoff passes a UDP socket on as it does a listener: the socket stays
+// open and in its reuseport group, so the kernel's hash of datagram flows
+// onto the group does not change, and the flows of the other sockets, with
+// their QUIC connections, stay where they are. A socket that joins or
+// leaves the group moves flows between its sockets instead (see
+// [reuseport.ListenPacket]): restart the copies of a QUIC server with a
+// handoff each, and do not add or remove copies while connections live.
+//
+// A UDP socket cannot be drained as a listener is. Predecessor and
+// successor read the same socket, and each datagram goes to whichever
+// reads first, whichever connection it belongs to. So once [Handoff.Done]
+// is closed, the predecessor should stop reading and close its
+// [net.PacketConn] (the socket stays open in the successor), letting its
+// own QUIC connections end: their clients reconnect, to the successor. A
+// predecessor that reads on to finish them takes packets of the
+// successor's new connections, which then fail. Datagrams queued on the
+// socket when the predecessor stops are read by the successor; a plain
+// datagram protocol (DNS, syslog, metrics) loses nothing. [Run] serves
+// listeners only; for a UDP socket use [Start], [Handoff.ListenPacket],
+// [Handoff.Ready] and [Handoff.Done].
+//
 // # Platforms
 //
 // Linux, macOS and FreeBSD. Elsewhere [Start] returns an error that wraps

@@ -178,6 +178,8 @@ func (h *Handoff) Listen(network, address string) (net.Listener, error) {
 
 // ListenPacket is Listen for "udp", "udp4" and "udp6". Datagrams already
 // queued on an inherited socket are read by whichever process reads first.
+// See "UDP and QUIC" in the package documentation for when the predecessor
+// should stop reading.
 func (h *Handoff) ListenPacket(network, address string) (net.PacketConn, error) {
 	return listen(h, "udp", network, address, net.FilePacketConn, h.cfg.ListenConfig.ListenPacket)
 }
