@@ -260,7 +260,7 @@ type stubServer struct {
 	closed   atomic.Bool
 }
 
-func (s *stubServer) Serve(ln net.Listener) error         { return s.serve(ln) }
+func (s *stubServer) Serve(ln net.Listener) error        { return s.serve(ln) }
 func (s *stubServer) Shutdown(ctx context.Context) error { return s.shutdown(ctx) }
 func (s *stubServer) Close() error                       { s.closed.Store(true); return nil }
 
