@@ -52,10 +52,10 @@ func TestRollingNewConnPerRequest(t *testing.T) {
 	lossless(t, perRequestLoad)
 }
 
-// TestRollingNativeShutdownLoses are the controls for the keep-alive tests:
-// the same clients and handoffs, but each predecessor stops with fasthttp's
-// own ShutdownWithContext, which closes connections idle in keep-alive
-// under clients about to reuse them. If no request failed, the harness
+// TestRollingNativeShutdownLosesFasthttpClient is the control for the
+// keep-alive tests: the same clients and handoffs, but each predecessor
+// stops with fasthttp's own ShutdownWithContext, which closes connections
+// idle in keep-alive under clients about to reuse them. If no request failed, the harness
 // could not see what fasthttpdrain prevents.
 func TestRollingNativeShutdownLosesFasthttpClient(t *testing.T) {
 	lossy(t, rolling.Handoff, fasthttpLoad, "-shutdown", "native")
@@ -120,7 +120,7 @@ func (c *fasthttpClient) Do(deadline time.Time) (int, error) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetBodyString("ping")
 	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
-		return 0, loadgen.Stage("fasthttp", err)
+		return 0, loadgen.Stage("do", err)
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
 		return 0, loadgen.Stage("response", fmt.Errorf("status %d", resp.StatusCode()))
