@@ -5,6 +5,7 @@ go 1.26.8
 replace github.com/b93f8b21/reuseport => ../
 
 require (
+	github.com/b93f8b21/reuseport v0.0.0-00010101000000-000000000000
 	github.com/valyala/fasthttp v1.78.0
 	google.golang.org/grpc v1.85.0
 )

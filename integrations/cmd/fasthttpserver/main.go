@@ -1,0 +1,81 @@
+// Command fasthttpserver is a fasthttp server that restarts without losing
+// a request, keep-alive clients included. It shares its port with every
+// other copy of itself (see reuseport.Listen) and answers every request
+// with 200 and the pid of the process that served it:
+//
+//	go run ./cmd/fasthttpserver -addr 127.0.0.1:8080 -handoff /tmp/w1.sock &
+//	curl -s 127.0.0.1:8080   # hello from pid=…
+//
+// Starting another copy with the same -addr and -handoff replaces it: the
+// new copy takes the listening socket over PATH (see the handoff package),
+// and the old one drains (see the fasthttpdrain package) and exits 0 by
+// itself. Each worker of a group needs its own PATH. SIGINT or SIGTERM
+// drains it too, and closes its socket; without a successor holding the
+// socket, the connections queued on it are reset (unless
+// net.ipv4.tcp_migrate_req=1 moves them to another copy).
+//
+// -shutdown native stops with fasthttp.Server.ShutdownWithContext instead
+// of the drain. It loses requests sent on keep-alive connections at each
+// restart and exists only so that tests and benchmarks can show how many.
+//
+// The flags are those of examples/httpserver.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/handoff"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // restore the default action, so a second signal ends a stuck shutdown at once
+	}()
+	os.Exit(exitCode(run(ctx, os.Args[1:], os.Stderr), os.Stderr))
+}
+
+// run is the whole program but for what belongs to the process (signals,
+// the exit status): it serves until ctx is done or a successor has taken
+// its socket, then drains and returns.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	pid := os.Getpid()
+	logger := log.New(stderr, fmt.Sprintf("fasthttpserver: pid=%d ", pid), 0)
+	return handoff.Run(ctx, handoff.Config{
+		Path:            cfg.handoff, // "" for none: a fresh socket, and only a signal stops it
+		ShutdownTimeout: cfg.shutdownTimeout,
+		Logf:            logger.Printf,
+		OnReady: func(s handoff.Socket) {
+			logger.Printf("listening on %s (reuseport: %v; socket: %v; shutdown: %s)", s.Addr, reuseport.Capabilities(), s.Origin, cfg.shutdown)
+		},
+	}, "tcp", cfg.addr, newServer(pid, logger, cfg.shutdown))
+}
+
+// exitCode reports err and turns it into an exit status, following the flag
+// package: 0 for -h, 2 for a usage error, 1 for any other failure.
+func exitCode(err error, stderr io.Writer) int {
+	var usage *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		return 2 // the flag set has printed the error and the usage already
+	default:
+		fmt.Fprintf(stderr, "fasthttpserver: %v\n", err)
+		return 1
+	}
+}

@@ -1,0 +1,43 @@
+package fasthttpdrain
+
+import (
+	"context"
+	"sync"
+)
+
+// A gauge counts outstanding work and lets callers wait until there is none.
+type gauge struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // made by the first waiter, closed and cleared when n reaches 0
+}
+
+func (g *gauge) add(delta int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n += delta
+	if g.n == 0 && g.zero != nil {
+		close(g.zero)
+		g.zero = nil
+	}
+}
+
+// wait returns nil once n is 0, or ctx.Err() if ctx ends first.
+func (g *gauge) wait(ctx context.Context) error {
+	g.mu.Lock()
+	if g.n == 0 {
+		g.mu.Unlock()
+		return nil
+	}
+	if g.zero == nil {
+		g.zero = make(chan struct{})
+	}
+	zero := g.zero
+	g.mu.Unlock()
+	select {
+	case <-zero:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
