@@ -59,7 +59,7 @@ func (c *conn) NetConn() net.Conn { return c.Conn }
 // claim marks the connection as taken up by the server, once.
 func (c *conn) claim() {
 	if !c.claimed.Load() && c.claimed.CompareAndSwap(false, true) {
-		c.l.unclaimed.add(-1)
+		c.l.unclaimed.Add(-1)
 	}
 }
 
@@ -110,7 +110,7 @@ func (c *conn) close() error {
 		if s := c.l.srv; s != nil {
 			s.untrack(c, wasBusy)
 		}
-		c.l.pending.add(-1)
+		c.l.pending.Add(-1)
 	}
 	return err
 }

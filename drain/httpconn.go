@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/b93f8b21/reuseport/internal/peek"
 )
 
 // h2Preface starts every cleartext HTTP/2 connection (RFC 9113 §3.4);
@@ -71,9 +73,9 @@ func (c *conn) setState(nc net.Conn, state http.ConnState) {
 
 	switch {
 	case wasBusy && !isBusy:
-		s.busy.add(-1)
+		s.busy.Add(-1)
 	case !wasBusy && isBusy:
-		s.busy.add(1)
+		s.busy.Add(1)
 	}
 	switch state {
 	case http.StateNew, http.StateIdle:
@@ -127,7 +129,7 @@ func (c *conn) reap(gen uint64) {
 	c.mu.Lock()
 	quiet := c.quietLocked() && c.idleGen.Load() == gen
 	c.mu.Unlock()
-	if !quiet || pendingInput(c.Conn) {
+	if !quiet || peek.Pending(c.Conn) {
 		// Being used: net/http reads the request and answers it with
 		// "Connection: close".
 		return

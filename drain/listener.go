@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"sync"
+
+	"github.com/b93f8b21/reuseport/internal/gauge"
 )
 
 // Listener wraps a [net.Listener] so that an accept loop can be drained:
@@ -30,12 +32,12 @@ type Listener struct {
 	// in progress, plus the connections accepted and not yet closed.
 	// Counting Accept calls in progress covers a connection that the inner
 	// listener returns just as Stop runs.
-	pending gauge
+	pending gauge.Gauge
 
 	// unclaimed is what WaitClaimed waits for: 1 until Stop, plus the
 	// Accept calls in progress, plus the connections returned that the
 	// server has neither used nor closed yet.
-	unclaimed gauge
+	unclaimed gauge.Gauge
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -43,8 +45,8 @@ var _ net.Listener = (*Listener)(nil)
 // NewListener returns a Listener that accepts from ln.
 func NewListener(ln net.Listener) *Listener {
 	l := &Listener{ln: ln}
-	l.pending.add(1)
-	l.unclaimed.add(1)
+	l.pending.Add(1)
+	l.unclaimed.Add(1)
 	return l
 }
 
@@ -89,8 +91,8 @@ func (l *Listener) Close() error {
 		l.stopped = true
 		l.mu.Unlock()
 		l.closeErr = l.ln.Close()
-		l.pending.add(-1)
-		l.unclaimed.add(-1)
+		l.pending.Add(-1)
+		l.unclaimed.Add(-1)
 	})
 	return l.closeErr
 }
@@ -99,7 +101,7 @@ func (l *Listener) Close() error {
 // no Accept call is still running, and every connection it returned has
 // been closed. If ctx ends first, Wait returns ctx.Err() and leaves the
 // connections alone.
-func (l *Listener) Wait(ctx context.Context) error { return l.pending.wait(ctx) }
+func (l *Listener) Wait(ctx context.Context) error { return l.pending.Wait(ctx) }
 
 // WaitClaimed blocks until Stop or Close has been called, no Accept call is
 // still running, and the server has taken up every connection Accept
@@ -115,7 +117,7 @@ func (l *Listener) Wait(ctx context.Context) error { return l.pending.wait(ctx) 
 // has reached the code that serves it. A server that holds an accepted
 // connection unused for a while (a queue for a worker pool) holds
 // WaitClaimed as long.
-func (l *Listener) WaitClaimed(ctx context.Context) error { return l.unclaimed.wait(ctx) }
+func (l *Listener) WaitClaimed(ctx context.Context) error { return l.unclaimed.Wait(ctx) }
 
 // begin counts an Accept call about to start, unless the listener stopped.
 func (l *Listener) begin() bool {
@@ -124,10 +126,10 @@ func (l *Listener) begin() bool {
 	if l.stopped {
 		return false
 	}
-	l.pending.add(1)
-	l.unclaimed.add(1)
+	l.pending.Add(1)
+	l.unclaimed.Add(1)
 	if l.srv != nil {
-		l.srv.busy.add(1)
+		l.srv.busy.Add(1)
 	}
 	return true
 }
@@ -135,10 +137,10 @@ func (l *Listener) begin() bool {
 // end uncounts an Accept call that returned no connection. One that did
 // hands its count to the connection.
 func (l *Listener) end() {
-	l.pending.add(-1)
-	l.unclaimed.add(-1)
+	l.pending.Add(-1)
+	l.unclaimed.Add(-1)
 	if l.srv != nil {
-		l.srv.busy.add(-1)
+		l.srv.busy.Add(-1)
 	}
 }
 

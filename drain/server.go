@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/b93f8b21/reuseport/internal/gauge"
 )
 
 // DefaultIdleGrace is how long [Server.Shutdown] keeps open a connection
@@ -54,7 +56,7 @@ type Server struct {
 	// Accept calls in progress, plus the connections conn.busyLocked holds
 	// busy: every HTTP/1 connection until it closes, and every connection
 	// whose protocol is not known yet.
-	busy gauge
+	busy gauge.Gauge
 }
 
 // NewServer prepares srv to drain. Call it before serving, once srv's
@@ -69,7 +71,7 @@ func NewServer(srv *http.Server) *Server {
 		listeners: make(map[*Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
-	s.busy.add(1)
+	s.busy.Add(1)
 	srv.ConnState = s.connState
 	h := srv.Handler
 	if h == nil {
@@ -147,7 +149,7 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 // Shutdown may be called more than once and concurrently; each call waits.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.drainOnce.Do(s.drain)
-	if err := s.busy.wait(ctx); err != nil {
+	if err := s.busy.Wait(ctx); err != nil {
 		_ = s.srv.Shutdown(ctx) // returns at once: ctx has ended
 		return err
 	}
@@ -191,7 +193,7 @@ func (s *Server) drain() {
 	for _, c := range idle {
 		c.scheduleReap()
 	}
-	s.busy.add(-1)
+	s.busy.Add(-1)
 }
 
 // stop makes Serve refuse new listeners and stops the current ones.
@@ -252,7 +254,7 @@ func (s *Server) untrack(c *conn, wasBusy bool) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	if wasBusy {
-		s.busy.add(-1)
+		s.busy.Add(-1)
 	}
 }
 

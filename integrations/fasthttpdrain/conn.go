@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/b93f8b21/reuseport/internal/peek"
 )
 
 // listener wraps the listener given to Serve, so that the Server learns of
@@ -29,7 +31,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 	nc, err := l.ln.Accept()
 	if err != nil {
-		l.srv.busy.add(-1)
+		l.srv.busy.Add(-1)
 		if l.isStopped() {
 			return nil, l.closedError()
 		}
@@ -63,7 +65,7 @@ func (l *listener) begin() bool {
 	if l.stopped {
 		return false
 	}
-	l.srv.busy.add(1)
+	l.srv.busy.Add(1)
 	return true
 }
 
@@ -191,7 +193,7 @@ func (c *conn) scheduleReap() {
 // request the client sends from the look on, before it sees c close, is
 // lost: the race in the package documentation.
 func (c *conn) reap(gen uint64) {
-	if pendingInput(c.Conn) {
+	if peek.Pending(c.Conn) {
 		// Being used: fasthttp reads the request and answers it with
 		// "Connection: close".
 		return

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/b93f8b21/reuseport/internal/gauge"
 )
 
 // DefaultIdleGrace is how long [Server.Shutdown] keeps a connection open
@@ -50,7 +52,7 @@ type Server struct {
 
 	// busy is what Shutdown waits for: the Accept calls in progress plus
 	// the connections open and not hijacked.
-	busy gauge
+	busy gauge.Gauge
 }
 
 // NewServer prepares srv to drain. Call it before serving, once srv's
@@ -137,7 +139,7 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 // Shutdown may be called more than once and concurrently; each call waits.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.drainOnce.Do(s.drain)
-	if err := s.busy.wait(ctx); err != nil {
+	if err := s.busy.Wait(ctx); err != nil {
 		s.Close()
 		_ = s.srv.ShutdownWithContext(ctx) // returns at once: ctx has ended
 		return err
@@ -253,7 +255,7 @@ func (s *Server) untrack(c *conn) {
 		delete(s.byAddr, c.key)
 	}
 	s.mu.Unlock()
-	s.busy.add(-1)
+	s.busy.Add(-1)
 }
 
 func (s *Server) connState(nc net.Conn, state fasthttp.ConnState) {

@@ -1,18 +1,22 @@
-package fasthttpdrain
+// Package gauge counts outstanding work and lets callers wait until there
+// is none: what the drains of package drain and of the fasthttp integration
+// wait on.
+package gauge
 
 import (
 	"context"
 	"sync"
 )
 
-// A gauge counts outstanding work and lets callers wait until there is none.
-type gauge struct {
+// A Gauge counts outstanding work. The zero value is 0 and ready to use.
+type Gauge struct {
 	mu   sync.Mutex
 	n    int
 	zero chan struct{} // made by the first waiter, closed and cleared when n reaches 0
 }
 
-func (g *gauge) add(delta int) {
+// Add adds delta, which may be negative, to the count.
+func (g *Gauge) Add(delta int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.n += delta
@@ -22,8 +26,8 @@ func (g *gauge) add(delta int) {
 	}
 }
 
-// wait returns nil once n is 0, or ctx.Err() if ctx ends first.
-func (g *gauge) wait(ctx context.Context) error {
+// Wait returns nil once the count is 0, or ctx.Err() if ctx ends first.
+func (g *Gauge) Wait(ctx context.Context) error {
 	g.mu.Lock()
 	if g.n == 0 {
 		g.mu.Unlock()
