@@ -5,12 +5,12 @@ go 1.26.8
 replace github.com/b93f8b21/reuseport => ../
 
 require (
+	github.com/b93f8b21/reuseport v0.0.0-00010101000000-000000000000
 	github.com/valyala/fasthttp v1.78.0
 	google.golang.org/grpc v1.85.0
 )
 
 require (
-	github.com/b93f8b21/reuseport v0.0.0-00010101000000-000000000000
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/molecule-man/go-brrr v1.3.1 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
