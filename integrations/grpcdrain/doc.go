@@ -27,13 +27,13 @@
 // streams it has seen and will answer, finishes those, and closes the
 // connection. A grpc-go client sends no new RPC on a connection that has
 // sent GOAWAY; it opens a new one, which the kernel hands to the successor
-// (or to another process sharing the port). An RPC the client sent before
-// it saw GOAWAY but the server never saw is unprocessed, and grpc-go retries
-// it transparently on the new connection, whatever its retry policy. So a
-// client that keeps one ClientConn for its whole life loses nothing across
-// a restart either; it only moves to the successor. Other gRPC
-// implementations do the same (the HTTP/2 specification, RFC 9113 §6.8,
-// makes those streams safe to retry).
+// (or to another process sharing the port). grpc-go's server sends GOAWAY
+// twice, the second time after a PING round trip, so that it also answers
+// the RPCs the client sent before it saw the first. An RPC the server
+// never saw is unprocessed (RFC 9113 §6.8 makes it safe to retry), and
+// grpc-go retries it transparently on the new connection, whatever its
+// retry policy. So a client that keeps one ClientConn for its whole life
+// loses nothing across a restart either; it only moves to the successor.
 //
 // # What a drain cannot save
 //
