@@ -14,11 +14,12 @@
 // "error reading server preface" or a broken pipe, though the listening
 // socket never closes: 16 RPCs in 12k over 39 restarts in one run of
 // cmd/grpcserver's TestRollingHandoffGracefulLosesRPCs (a new connection
-// per RPC, a restart every 250ms). [handoff.Run] prevents it: it stops accepting first and waits until
-// the server has taken up every connection it accepted
-// ([drain.Listener.WaitClaimed]; grpc-go's first use of a connection is
-// SetDeadline, right after that check) before it calls [Server.Shutdown],
-// so GracefulStop finds every connection past the check and drains it.
+// per RPC, a restart every 250ms). [handoff.Run] prevents it: it stops
+// accepting first and waits until the server has taken up every
+// connection it accepted ([drain.Listener.WaitClaimed]; grpc-go's first
+// use of a connection is SetDeadline, right after that check) before it
+// calls [Server.Shutdown], so GracefulStop finds every connection past the
+// check and drains it.
 // Calling GracefulStop directly on a successor's signal, without that
 // barrier, keeps the loss.
 //
