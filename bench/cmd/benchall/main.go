@@ -38,10 +38,10 @@ import (
 
 	"github.com/b93f8b21/reuseport/bench/internal/child"
 	"github.com/b93f8b21/reuseport/bench/internal/httpserver"
-	"github.com/b93f8b21/reuseport/bench/internal/nginx"
 	"github.com/b93f8b21/reuseport/bench/internal/restarts"
 	"github.com/b93f8b21/reuseport/bench/internal/spread"
-	"github.com/b93f8b21/reuseport/bench/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/nginx"
+	"github.com/b93f8b21/reuseport/internal/wrk"
 )
 
 // A section measures one thing and writes its part of BENCHMARKS.md. It

@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/child"
-	"github.com/b93f8b21/reuseport/bench/internal/nginx"
 	"github.com/b93f8b21/reuseport/internal/loadgen"
 	"github.com/b93f8b21/reuseport/internal/netns"
+	"github.com/b93f8b21/reuseport/internal/nginx"
 	"github.com/b93f8b21/reuseport/internal/rolling"
 )
 
@@ -225,7 +225,7 @@ func runGo(ctx context.Context, plan Plan, sc Scenario) (*Row, error) {
 // runNginx loads nginx and, for NginxReload, runs nginx -s reload every
 // Interval.
 func runNginx(ctx context.Context, plan Plan, sc Scenario) (*Row, error) {
-	srv, err := nginx.Start(ctx, plan.Workers)
+	srv, err := nginx.Start(ctx, nginx.Config{Workers: plan.Workers})
 	if err != nil {
 		return nil, err
 	}
