@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/template"
 	"time"
 )
@@ -174,7 +173,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.cmd = exec.Command("nginx", s.args...)
 	// A group of its own lets Stop reach the workers if the master is stuck.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	s.cmd.SysProcAttr = sysProcAttr()
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting nginx: %w", err)
@@ -292,11 +291,11 @@ func (s *Server) Stop() error {
 
 func (s *Server) shutdown() error {
 	defer os.RemoveAll(s.dir)
-	s.cmd.Process.Signal(syscall.SIGQUIT)
+	quit(s.cmd.Process)
 	select {
 	case <-s.exited:
 	case <-time.After(5 * time.Second):
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(s.cmd.Process)
 		<-s.exited
 		return fmt.Errorf("nginx did not stop within 5s; killed:\n%s", s.errorLog())
 	}
