@@ -56,18 +56,7 @@ func TestRollingHandoffLosesNothing(t *testing.T) {
 	if n := len(res.Restarts); n < 60 {
 		t.Errorf("only %d restarts in 20s, want at least 60 (one every 250ms, less start-up time)", n)
 	}
-	// Every generation that served for a while answered requests: the
-	// load really crossed each handoff. The last few may have become
-	// ready just as the load ended.
-	lived := 2 // the first two workers
-	for _, at := range res.Restarts {
-		if at < res.Load.Elapsed-time.Second {
-			lived++
-		}
-	}
-	if got := len(res.Load.PIDs()); got < lived {
-		t.Errorf("responses came from %d processes, want every one ready a second before the end (%d)", got, lived)
-	}
+	checkServedByAll(t, res)
 	if t.Failed() {
 		t.Logf("servers' log:\n%s", log)
 	}
@@ -93,6 +82,22 @@ func TestRollingSignalLosesRequests(t *testing.T) {
 	}
 	if len(res.Restarts) < 10 {
 		t.Errorf("only %d restarts in 5s", len(res.Restarts))
+	}
+}
+
+// checkServedByAll checks that every generation that served for a while
+// answered requests: the load really crossed each handoff. The last few
+// may have become ready just as the load ended.
+func checkServedByAll(t *testing.T, res *rolling.Result) {
+	t.Helper()
+	lived := 2 // the first two workers
+	for _, at := range res.Restarts {
+		if at < res.Load.Elapsed-time.Second {
+			lived++
+		}
+	}
+	if got := len(res.Load.PIDs()); got < lived {
+		t.Errorf("responses came from %d processes, want every one ready a second before the end (%d)", got, lived)
 	}
 }
 

@@ -2,7 +2,7 @@
 // clients saw: the harness behind the restart stress test and the restart
 // benchmark. Each worker is replaced in turn, one successor every Interval.
 //
-// Two ways to replace a worker are compared:
+// Three ways to replace a worker are compared:
 //   - Handoff: start the successor; it takes the predecessor's sockets and
 //     the predecessor drains and exits by itself.
 //   - Signal: start the successor (a fresh bind on the shared port), wait
@@ -57,6 +57,13 @@ type Config struct {
 	Interval  time.Duration // between successor starts, workers in turn; 0 means 250ms
 	Mode      Mode
 	Load      loadgen.Config // its Duration is the length of the run
+	// External, if set, makes the measured load in place of loadgen: a
+	// program such as wrk, or clients through a proxy that Load cannot
+	// describe. Run calls it once, when the workers serve, with
+	// Load.Duration, and replaces workers until it returns or that time is
+	// up; it must return soon after d. What it returns is Result.External
+	// and Run's error. Warmup, if set, still runs loadgen as Load says.
+	External func(ctx context.Context, d time.Duration) (any, error)
 	// Linger is how long after the load ends a predecessor may still run
 	// before it counts as stuck; 0 means 5s.
 	Linger time.Duration
@@ -74,10 +81,14 @@ type Config struct {
 
 // Result is what a run saw.
 type Result struct {
-	Load *loadgen.Result
+	Load     *loadgen.Result // nil if Config.External made the load
+	External any             // what Config.External returned
+	// Began is when the measured load began: Load.Began, or when
+	// Config.External was called.
+	Began time.Time
 	// Restarts are the instants at which successors became ready, from
-	// Load.Began, in order. Successors start only within the load's
-	// Duration; one may become ready just after it.
+	// Began, in order. Successors start only within the load's Duration;
+	// one may become ready just after it.
 	Restarts []time.Duration
 	// Stuck counts predecessors still running Linger after the load ended.
 	Stuck int
@@ -86,7 +97,11 @@ type Result struct {
 }
 
 func (r *Result) String() string {
-	s := fmt.Sprintf("restarts=%d stuck=%d %s", len(r.Restarts), r.Stuck, r.Load)
+	var load any = r.Load
+	if r.Load == nil {
+		load = r.External
+	}
+	s := fmt.Sprintf("restarts=%d stuck=%d %v", len(r.Restarts), r.Stuck, load)
 	for _, p := range r.Problems {
 		s += "\n  problem: " + p
 	}
@@ -219,10 +234,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res := &Result{}
 	loadDone := make(chan struct{})
+	var loadErr error
 	began := time.Now()
 	go func() {
 		defer close(loadDone)
-		res.Load, _ = loadgen.Run(ctx, cfg.Load) // Config errors were ruled out above
+		if cfg.External != nil {
+			res.Began = time.Now()
+			res.External, loadErr = cfg.External(ctx, cfg.Load.Duration)
+			return
+		}
+		res.Load, loadErr = loadgen.Run(ctx, cfg.Load)
+		if res.Load != nil {
+			res.Began = res.Load.Began
+		}
 	}()
 
 	tick := time.NewTicker(cfg.Interval)
@@ -304,7 +328,7 @@ loop:
 	wg.Wait()
 	// The load's own clock, so that the instants line up with its samples.
 	for _, at := range readyAt {
-		res.Restarts = append(res.Restarts, at.Sub(res.Load.Began))
+		res.Restarts = append(res.Restarts, at.Sub(res.Began))
 	}
 	slices.Sort(res.Restarts)
 
@@ -340,7 +364,7 @@ loop:
 	res.Problems = append(res.Problems, h.notes...)
 	h.mu.Unlock()
 	// A run cut short is still reported, with the reason.
-	return res, ctx.Err()
+	return res, errors.Join(loadErr, ctx.Err())
 }
 
 // stopAll ends every process still running: SIGTERM, then SIGKILL after

@@ -2,6 +2,7 @@ package rolling_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -185,5 +186,62 @@ func TestWarmupIsNotMeasured(t *testing.T) {
 	}
 	if warm := served.Load() - int64(res.Load.Requests()); warm <= 0 {
 		t.Errorf("the server answered %d requests and the result holds %d: the warm-up sent none, or was counted", served.Load(), res.Load.Requests())
+	}
+}
+
+// TestExternalLoad checks a run whose load the caller makes: it is called
+// once with the run's length, while workers are replaced, and what it
+// returns, result and error, comes back from Run.
+func TestExternalLoad(t *testing.T) {
+	addr := freeAddr(t)
+	const d = 1200 * time.Millisecond
+	type counts struct{ ok, failed int }
+	calls := 0
+	res, err := rolling.Run(context.Background(), rolling.Config{
+		Command:   command(addr),
+		ReadyLine: "serving",
+		Mode:      rolling.Signal,
+		Interval:  200 * time.Millisecond,
+		Load:      loadgen.Config{Duration: d},
+		External: func(ctx context.Context, got time.Duration) (any, error) {
+			calls++
+			if got != d {
+				t.Errorf("External got %v, want the run's length %v", got, d)
+			}
+			var c counts
+			client := &http.Client{Timeout: time.Second}
+			for end := time.Now().Add(got); time.Now().Before(end) && ctx.Err() == nil; {
+				resp, err := client.Get("http://" + addr + "/")
+				if err != nil {
+					c.failed++
+					continue
+				}
+				resp.Body.Close()
+				c.ok++
+			}
+			return c, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	c, ok := res.External.(counts)
+	if calls != 1 || !ok || c.ok == 0 || res.Load != nil {
+		t.Fatalf("External called %d times, result %#v, Load %v: want one call, its result, and no loadgen run", calls, res.External, res.Load)
+	}
+	if len(res.Restarts) == 0 || res.Began.IsZero() || res.Restarts[0] <= 0 || res.Restarts[len(res.Restarts)-1] > d+time.Second {
+		t.Errorf("restarts at %v from %v: want some, within the external load's time", res.Restarts, res.Began)
+	}
+
+	errLoad := errors.New("the load tool failed")
+	_, err = rolling.Run(context.Background(), rolling.Config{
+		Command:   command(freeAddr(t)),
+		ReadyLine: "serving",
+		Load:      loadgen.Config{Duration: time.Second},
+		External:  func(context.Context, time.Duration) (any, error) { return nil, errLoad },
+	})
+	if !errors.Is(err, errLoad) {
+		t.Errorf("Run returned %v, want the external load's error", err)
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/httpserver"
-	"github.com/b93f8b21/reuseport/bench/internal/nginx"
-	"github.com/b93f8b21/reuseport/bench/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/nginx"
+	"github.com/b93f8b21/reuseport/internal/wrk"
 )
 
 // httpServer is one contender of the throughput runs.
@@ -95,7 +95,7 @@ func (r *runner) startGoTarget(mode string, procs, sockets int) (*httpTarget, er
 }
 
 func startNginxTarget(ctx context.Context, r *runner) (*httpTarget, error) {
-	s, err := nginx.Start(ctx, r.n)
+	s, err := nginx.Start(ctx, nginx.Config{Workers: r.n})
 	if err != nil {
 		return nil, err
 	}

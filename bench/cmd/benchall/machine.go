@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/b93f8b21/reuseport/bench/internal/nginx"
-	"github.com/b93f8b21/reuseport/bench/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/nginx"
+	"github.com/b93f8b21/reuseport/internal/wrk"
 )
 
 // header is the top of BENCHMARKS.md: how it was made and on what.

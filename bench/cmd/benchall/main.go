@@ -6,6 +6,11 @@
 //
 //	cd bench && go run ./cmd/benchall -out ..
 //
+// Regenerate some sections of it alone, keeping the others, such as the
+// restarts (about 3 minutes):
+//
+//	cd bench && go run ./cmd/benchall -sections restarts -update -out ..
+//
 // Check that nothing has rotted (under a minute; CI runs this):
 //
 //	cd bench && go run ./cmd/benchall -short
@@ -38,10 +43,10 @@ import (
 
 	"github.com/b93f8b21/reuseport/bench/internal/child"
 	"github.com/b93f8b21/reuseport/bench/internal/httpserver"
-	"github.com/b93f8b21/reuseport/bench/internal/nginx"
 	"github.com/b93f8b21/reuseport/bench/internal/restarts"
 	"github.com/b93f8b21/reuseport/bench/internal/spread"
-	"github.com/b93f8b21/reuseport/bench/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/nginx"
+	"github.com/b93f8b21/reuseport/internal/wrk"
 )
 
 // A section measures one thing and writes its part of BENCHMARKS.md. It
@@ -60,7 +65,7 @@ var sections = []section{
 	{"listen", "Cost of opening a listener", (*runner).listenSection, nil},
 	{"spread", "How connections are spread", (*runner).spreadSection, nil},
 	{"http", "HTTP throughput against nginx", (*runner).httpSection, []func() error{wrk.Available, nginx.Available}},
-	{"restarts", "Restarts under load", (*runner).restartSection, []func() error{needRoot, nginx.Available}},
+	{"restarts", "Restarts under load", (*runner).restartSection, []func() error{needRoot, nginx.Available, wrk.Available}},
 }
 
 // childRoles are the helper processes this binary can be re-executed as.
@@ -87,6 +92,7 @@ func main() {
 	flag.BoolVar(&r.short, "short", false, "a quick run that checks everything works, for CI; its figures mean nothing")
 	flag.StringVar(&r.out, "out", "", "write BENCHMARKS.md, docs/img/ and bench/out/ under this directory (the repository root is ..); default a new temporary directory")
 	flag.StringVar(&names, "sections", "", "comma-separated sections to run (default all): "+sectionNames())
+	flag.BoolVar(&r.update, "update", false, "with -sections, replace only those sections of the BENCHMARKS.md already under -out, and keep the rest of it")
 	flag.IntVar(&r.n, "n", max(runtime.NumCPU(), 2), "server processes (and nginx workers) in the throughput runs")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -98,6 +104,9 @@ func main() {
 	chosen, err := pickSections(names)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if r.update && (names == "" || r.out == "" || r.short) {
+		log.Fatal("benchall: -update replaces the -sections named in the BENCHMARKS.md under -out, and needs both; a -short run updates nothing")
 	}
 	os.Exit(r.main(chosen))
 }
@@ -128,6 +137,7 @@ func pickSections(names string) ([]section, error) {
 // runner holds what every section needs.
 type runner struct {
 	short       bool
+	update      bool    // replace the chosen sections in an existing report
 	out         string  // root of the output tree
 	n           int     // processes in the throughput runs
 	benchDir    string  // the bench module, where go test and go tool run
@@ -166,24 +176,50 @@ func (r *runner) main(chosen []section) int {
 		log.Print(err)
 		return 1
 	}
+	if r.update {
+		// Before minutes of measuring: is there a report with these
+		// sections to update?
+		titles := make(map[string]string)
+		for _, s := range chosen {
+			titles[s.title] = ""
+		}
+		if _, err := r.updated(titles); err != nil {
+			log.Print(err)
+			return 1
+		}
+	}
 
 	var body strings.Builder
-	var failures []string
+	var failures, names []string
+	bodies := make(map[string]string) // title -> markdown, for -update
 	for i, s := range chosen {
 		log.Printf("section %s: %s", s.name, s.title)
+		names = append(names, s.name)
 		t0 := time.Now()
 		md, err := s.run(r, ctx)
-		fmt.Fprintf(&body, "\n## %d. %s\n\n%s\n", i+1, s.title, strings.TrimSpace(md))
+		md = strings.TrimSpace(md) + "\n"
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", s.name, err))
-			fmt.Fprintf(&body, "\n**This section failed:** %v\n", err)
+			md += fmt.Sprintf("\n**This section failed:** %v\n", err)
 			log.Printf("section %s FAILED after %v: %v", s.name, time.Since(t0).Round(time.Second), err)
-			continue
+		} else {
+			log.Printf("section %s done in %v", s.name, time.Since(t0).Round(time.Second))
 		}
-		log.Printf("section %s done in %v", s.name, time.Since(t0).Round(time.Second))
+		fmt.Fprintf(&body, "\n## %d. %s\n\n%s", i+1, s.title, md)
+		bodies[s.title] = md
 	}
 
 	report := r.header(time.Since(start)) + body.String()
+	if r.update {
+		for title, md := range bodies {
+			bodies[title] = r.updateNote(names) + md
+		}
+		var err error
+		if report, err = r.updated(bodies); err != nil {
+			log.Print(err)
+			return 1
+		}
+	}
 	path := filepath.Join(r.out, "BENCHMARKS.md")
 	failedPath := filepath.Join(r.rawDir(), "BENCHMARKS.failed.md")
 	os.Remove(failedPath) // from an earlier run

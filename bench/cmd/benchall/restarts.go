@@ -18,6 +18,7 @@ import (
 	"github.com/b93f8b21/reuseport/bench/internal/restarts"
 	"github.com/b93f8b21/reuseport/internal/loadgen"
 	"github.com/b93f8b21/reuseport/internal/netns"
+	"github.com/b93f8b21/reuseport/internal/nginx"
 )
 
 // The restart runs use two workers, as the restart test and
@@ -47,6 +48,10 @@ var restartLabels = map[restarts.Kind][2]string{
 	restarts.SignalStdlib: {"example server", "new process, SIGTERM to the old (`http.Server.Shutdown`)"},
 	restarts.NginxSteady:  {"nginx", "none"},
 	restarts.NginxReload:  {"nginx", "`nginx -s reload`"},
+
+	restarts.ProxiedHandoff:     {"example server", "`-handoff` (drain)"},
+	restarts.ProxiedSignalDrain: {"example server", "new process, SIGTERM to the old (drain)"},
+	restarts.ProxiedNginxReload: {"nginx", "`nginx -s reload`"},
 }
 
 func (r *runner) restartScenarios() []restarts.Scenario {
@@ -78,6 +83,11 @@ func (r *runner) restartScenarios() []restarts.Scenario {
 		// tcp_migrate_req has nothing to move: one row is enough.
 		table(restarts.NginxReload, false),
 		table(restarts.NginxSteady, false),
+		// Behind a keep-alive proxy, where what is lost is requests sent
+		// on kept connections, not connections in an accept queue.
+		table(restarts.ProxiedHandoff, false),
+		table(restarts.ProxiedSignalDrain, false),
+		table(restarts.ProxiedNginxReload, false),
 		figure(restarts.GoSteady),
 		figure(restarts.Handoff),
 		figure(restarts.SignalStdlib),
@@ -156,11 +166,14 @@ func (r *runner) restartSection(ctx context.Context) (string, error) {
 }
 
 func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPath string) (string, error) {
-	var table, figures []restarts.Row
+	var table, proxied, figures []restarts.Row
 	for _, row := range rows {
-		if row.Width > 0 {
+		switch {
+		case row.Width > 0:
 			figures = append(figures, row)
-		} else {
+		case row.Kind.Proxied():
+			proxied = append(proxied, row)
+		default:
 			table = append(table, row)
 		}
 	}
@@ -210,6 +223,12 @@ func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPat
 		"whole run averages away. The rows without restarts show how much both vary on their own. The first error of "+
 		"each kind is in `%s`.\n\n", restarts.BinWidth, restarts.BinWidth, r.rel(rawPath))
 
+	if len(proxied) > 0 {
+		md, err := proxiedTable(proxied)
+		b.WriteString(md)
+		problems = append(problems, err)
+	}
+
 	b.WriteString("### Latency through restarts\n\n")
 	fmt.Fprintf(&b, "The same setup with one worker replaced every %v, so that each restart stands apart, for %v; "+
 		"dashed lines mark the instants a successor was ready (the example server) or `nginx -s reload` returned. "+
@@ -234,6 +253,44 @@ func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPat
 	}
 	fmt.Fprintf(&b, "Repeat: `%s` (as root). `go run ./internal/cmd/restartbench -duration 90s`, from the repository's "+
 		"root, runs the example server's rows alone and for longer.\n", r.command("restarts"))
+	return b.String(), errors.Join(problems...)
+}
+
+// proxiedTable reports the runs behind a keep-alive proxy.
+func proxiedTable(rows []restarts.Row) (string, error) {
+	var b strings.Builder
+	b.WriteString("### Behind a keep-alive proxy\n\n")
+	wc := restarts.WrkConfig("http://127.0.0.1:PORT/", restartClients, rows[0].Duration)
+	fmt.Fprintf(&b, "The same restarts behind nginx as a reverse proxy (1 worker) that keeps connections to its upstream "+
+		"alive, as nginx is most often deployed: `upstream { server …; keepalive %d; }`, `proxy_http_version 1.1`, "+
+		"`proxy_set_header Connection \"\"`, and `proxy_next_upstream off`, so that a request lost on a kept "+
+		"connection is answered 502 rather than retried. wrk posts a small body over %d keep-alive connections to "+
+		"nginx for %v per row (`%s`) and one upstream worker of two is replaced every %v; `tcp_migrate_req` is 0. "+
+		"Here a restart loses a request when a server closes a kept connection that nginx is sending the next "+
+		"request on; nginx closing its idle connections at a reload, or `http.Server.Shutdown` closing the idle "+
+		"ones at once, does that.\n\n",
+		nginx.UpstreamKeepalive, restartClients, rows[0].Duration, wc.Command(), rows[0].Interval)
+	b.WriteString("| upstream | restart | requests | restarts | failed | failures by kind | p50 | p99 | p99.9 | max | answered/s |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
+	var problems []error
+	for _, row := range rows {
+		label := restartLabels[row.Kind]
+		failed := 0
+		for _, n := range row.Failures {
+			failed += n
+		}
+		failedText := fmt.Sprint(failed)
+		if failed == 0 {
+			failedText = "**0**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %.0f |\n",
+			label[0], label[1], row.Requests, len(row.Restarts), failedText, kindsShort(row.Failures),
+			roundDur(row.P50), roundDur(row.P99), roundDur(row.P999), roundDur(row.Max), answeredRate(row))
+		problems = append(problems, checkRestartRow(row))
+	}
+	b.WriteString("\n*requests* are the responses wrk counted, 502s among them; *failed* counts its responses of 400 or " +
+		"more (nginx's 502s) and its socket errors. Latencies are wrk's, of the requests that got a response, on " +
+		"connections already open.\n\n")
 	return b.String(), errors.Join(problems...)
 }
 

@@ -47,9 +47,14 @@ func TestRestartReport(t *testing.T) {
 		row(restarts.NginxSteady, 2000, 0, bins(200, 190)),
 		row(restarts.NginxReload, 1500, 0, bins(150, 100), 250*time.Millisecond),
 		row(restarts.NginxSteady, 2000, 0, bins(200, 190)),
+		row(restarts.ProxiedHandoff, 5000, 0, nil, 250*time.Millisecond),
+		row(restarts.ProxiedNginxReload, 6000, 0, nil, 250*time.Millisecond),
 		figure(restarts.GoSteady),
 		figure(restarts.Handoff),
 	}
+	// wrk's failures: 502s and a socket error that got no response.
+	rows[8].Failures = map[string]int{"status ≥ 400": 40, "read": 2}
+	rows[8].OK -= 40
 	rows[len(rows)-2].Restarts = nil // the steady figure restarts nothing
 
 	r := &runner{out: t.TempDir()}
@@ -70,6 +75,10 @@ func TestRestartReport(t *testing.T) {
 		"| 1500 | 0.75× | 0.50× |", // nginx reload: 1500/2000, 100/200
 		"| 807 | 1 | 7 | read: reset 7 |",
 		"| `-handoff` (drain) | 0 | 900 | 1 | **0** |",
+		"### Behind a keep-alive proxy",
+		"| example server | `-handoff` (drain) | 5000 | 1 | **0** | — |",
+		"| nginx | `nginx -s reload` | 6000 | 1 | 42 | status ≥ 400 40, read 2 |",
+		"-s <(echo 'wrk.method = \"POST\"",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q:\n%s", want, md)

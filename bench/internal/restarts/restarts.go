@@ -4,7 +4,9 @@
 // by a handoff or by a fresh process and SIGTERM to the old one (a plain
 // reuseport deploy), with net.ipv4.tcp_migrate_req off and on; and nginx
 // reloaded with nginx -s reload at the same pace; each against a run of the
-// same server with no restart.
+// same server with no restart. The same restarts are also run behind nginx
+// as a reverse proxy that keeps connections to its upstream alive, loaded
+// by wrk posting over keep-alive connections.
 //
 // It runs as a helper process of benchall in a network namespace of its
 // own, where it may set tcp_migrate_req and load 127.0.0.1 as hard as it
@@ -18,14 +20,16 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/child"
-	"github.com/b93f8b21/reuseport/bench/internal/nginx"
 	"github.com/b93f8b21/reuseport/internal/loadgen"
 	"github.com/b93f8b21/reuseport/internal/netns"
+	"github.com/b93f8b21/reuseport/internal/nginx"
 	"github.com/b93f8b21/reuseport/internal/rolling"
+	"github.com/b93f8b21/reuseport/internal/wrk"
 )
 
 // ChildRole names the helper process that runs a [Plan].
@@ -41,10 +45,45 @@ const (
 	GoSteady     Kind = "go-steady"      // the example server, never restarted
 	NginxReload  Kind = "nginx-reload"   // nginx -s reload
 	NginxSteady  Kind = "nginx-steady"   // nginx, never reloaded
+
+	// The same, behind a keep-alive proxy (see [Kind.Proxied]).
+	ProxiedHandoff     Kind = "proxied-handoff"
+	ProxiedSignalDrain Kind = "proxied-sigterm-drain"
+	ProxiedNginxReload Kind = "proxied-nginx-reload"
 )
 
 // Nginx reports whether k runs nginx rather than the example server.
-func (k Kind) Nginx() bool { return k == NginxReload || k == NginxSteady }
+func (k Kind) Nginx() bool { return k == NginxReload || k == NginxSteady || k == ProxiedNginxReload }
+
+// Proxied reports whether k runs its servers behind nginx as a reverse
+// proxy (one worker, [nginx.UpstreamKeepalive] kept connections to them, no
+// retry of a request on another connection), loaded by wrk posting
+// [PostBody] over keep-alive connections (see [WrkConfig]), rather than by
+// loadgen opening a connection per request.
+func (k Kind) Proxied() bool {
+	return k == ProxiedHandoff || k == ProxiedSignalDrain || k == ProxiedNginxReload
+}
+
+// PostBody is what every request of a proxied run posts.
+const PostBody = "a small form, as a browser or an API client posts it\n"
+
+// WrkConfig is the load of a proxied run: wrk posting PostBody to url over
+// conns keep-alive connections for d.
+func WrkConfig(url string, conns int, d time.Duration) wrk.Config {
+	return wrk.Config{URL: url, Threads: 2, Conns: conns, Duration: d, Method: http.MethodPost, Body: PostBody}
+}
+
+// proxiedLoad is loadgen's nearest to [WrkConfig], for the warm-up of a
+// proxied run.
+func proxiedLoad(addr string, clients int, d time.Duration) loadgen.Config {
+	return loadgen.Config{Addr: addr, Clients: clients, Duration: d, KeepAlive: true, Method: http.MethodPost, Body: PostBody}
+}
+
+// startProxy runs nginx as a keep-alive proxy in front of upstream.
+func startProxy(ctx context.Context, upstream string) (*nginx.Server, error) {
+	// One worker: one pool of kept connections.
+	return nginx.Start(ctx, nginx.Config{Workers: 1, Upstream: upstream})
+}
 
 // Steady reports whether k restarts nothing.
 func (k Kind) Steady() bool { return k == GoSteady || k == NginxSteady }
@@ -79,7 +118,9 @@ type Plan struct {
 
 // Row is what one scenario saw. Latencies are of every request, failed
 // ones included: a request that waited 3s and then failed is a 3s stall to
-// its user.
+// its user. In a proxied row, Requests and the latencies are wrk's: its
+// responses, 502s among them, and Failures counts its responses of 400 or
+// more and its socket errors.
 type Row struct {
 	Scenario
 	Requests, OK int
@@ -92,7 +133,7 @@ type Row struct {
 	Elapsed             time.Duration
 	// PerBin counts the requests answered in each whole BinWidth of the
 	// run, by when they started.
-	PerBin    []int
+	PerBin    []int              // none in a proxied row
 	Intervals []loadgen.Interval // of Width, if it was set
 	// Problems are servers that failed to start, exited with an error, or
 	// stayed after they were replaced.
@@ -180,7 +221,7 @@ func run(ctx context.Context, plan Plan, sc Scenario) (*Row, error) {
 }
 
 // runGo restarts the example server with package rolling.
-func runGo(ctx context.Context, plan Plan, sc Scenario) (*Row, error) {
+func runGo(ctx context.Context, plan Plan, sc Scenario) (row *Row, err error) {
 	// A fresh port per run: nothing of the previous run (TIME_WAIT, a
 	// straggler) can touch this one. Nothing else binds in this namespace.
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -197,9 +238,21 @@ func runGo(ctx context.Context, plan Plan, sc Scenario) (*Row, error) {
 		Load:      loadgen.Config{Addr: addr, Clients: plan.Clients, Duration: sc.Duration},
 		Warmup:    plan.Warmup,
 	}
+	if sc.Kind.Proxied() {
+		var proxy *nginx.Server
+		if proxy, err = startProxy(ctx, addr); err != nil {
+			return nil, err
+		}
+		// Stopped after the servers behind it, which rolling.Run stops.
+		defer func() { err = errors.Join(err, proxy.Stop()) }()
+		cfg.Load = proxiedLoad(proxy.Addr, plan.Clients, sc.Duration)
+		cfg.External = func(ctx context.Context, d time.Duration) (any, error) {
+			return wrk.Run(ctx, WrkConfig("http://"+proxy.Addr+"/", plan.Clients, d))
+		}
+	}
 	shutdown, handoffDir := "drain", ""
 	switch sc.Kind {
-	case Handoff:
+	case Handoff, ProxiedHandoff:
 		cfg.Mode = rolling.Handoff
 		if handoffDir, err = os.MkdirTemp("", "benchall-handoff-"); err != nil {
 			return nil, err
@@ -217,53 +270,91 @@ func runGo(ctx context.Context, plan Plan, sc Scenario) (*Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	row := summarize(sc, res.Load, res.Restarts)
+	if sc.Kind.Proxied() {
+		row = summarizeWrk(sc, res.External.(wrk.Result), res.Restarts)
+	} else {
+		row = summarize(sc, res.Load, res.Restarts)
+	}
 	row.Problems = res.Problems // stuck predecessors are among them
 	return row, nil
 }
 
-// runNginx loads nginx and, for NginxReload, runs nginx -s reload every
+// runNginx loads nginx, directly or, for ProxiedNginxReload, through a
+// keep-alive proxy, and for a reloading kind runs nginx -s reload every
 // Interval.
-func runNginx(ctx context.Context, plan Plan, sc Scenario) (*Row, error) {
-	srv, err := nginx.Start(ctx, plan.Workers)
+func runNginx(ctx context.Context, plan Plan, sc Scenario) (row *Row, err error) {
+	srv, err := nginx.Start(ctx, nginx.Config{Workers: plan.Workers})
 	if err != nil {
 		return nil, err
 	}
+	defer func() { err = errors.Join(err, srv.Stop()) }()
 	load := loadgen.Config{Addr: srv.Addr, Clients: plan.Clients, Duration: sc.Duration}
+	if sc.Kind.Proxied() {
+		var proxy *nginx.Server
+		if proxy, err = startProxy(ctx, srv.Addr); err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, proxy.Stop()) }()
+		load = proxiedLoad(proxy.Addr, plan.Clients, sc.Duration)
+	}
 	if plan.Warmup > 0 {
 		warm := load
 		warm.Duration = plan.Warmup
 		if _, err := loadgen.Run(ctx, warm); err != nil {
-			srv.Stop()
 			return nil, err
 		}
 	}
-	type loaded struct {
-		res *loadgen.Result
-		err error
+	// The measured load sets began, from which the reloads are marked.
+	var (
+		began time.Time
+		lres  *loadgen.Result
+		wres  wrk.Result
+	)
+	reloads, err := reloadDuring(srv, sc, func() (err error) {
+		if sc.Kind.Proxied() {
+			began = time.Now()
+			wres, err = wrk.Run(ctx, WrkConfig("http://"+load.Addr+"/", plan.Clients, sc.Duration))
+			return err
+		}
+		if lres, err = loadgen.Run(ctx, load); lres != nil {
+			began = lres.Began
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	done := make(chan loaded, 1)
-	began := time.Now() // to stop reloading when the load's time is up
-	go func() {
-		res, err := loadgen.Run(ctx, load)
-		done <- loaded{res, err}
-	}()
+	marks := make([]time.Duration, len(reloads))
+	for i, at := range reloads {
+		marks[i] = at.Sub(began)
+	}
+	if sc.Kind.Proxied() {
+		return summarizeWrk(sc, wres, marks), nil
+	}
+	return summarize(sc, lres, marks), nil
+}
+
+// reloadDuring runs measure and, unless sc is steady, nginx -s reload on
+// srv every sc.Interval while it runs, as rolling restarts workers: none
+// once sc.Duration is up, and none after one failed. It returns the
+// instants at which the reloads returned.
+func reloadDuring(srv *nginx.Server, sc Scenario, measure func() error) ([]time.Time, error) {
+	done := make(chan error, 1)
+	began := time.Now()
+	go func() { done <- measure() }()
 	var reloads []time.Time
 	var reloadErr error
-	var l loaded
-	tick := make(<-chan time.Time) // never, for NginxSteady
-	if sc.Kind == NginxReload {
+	tick := make(<-chan time.Time) // never, for a steady kind
+	if !sc.Kind.Steady() {
 		t := time.NewTicker(sc.Interval)
 		defer t.Stop()
 		tick = t.C
 	}
-wait:
 	for {
 		select {
-		case l = <-done:
-			break wait
+		case err := <-done:
+			return reloads, errors.Join(err, reloadErr)
 		case <-tick:
-			// As rolling does: no restart once the load's time is up.
 			if reloadErr != nil || time.Since(began) >= sc.Duration {
 				continue
 			}
@@ -272,15 +363,27 @@ wait:
 			}
 		}
 	}
-	stopErr := srv.Stop()
-	if err := errors.Join(l.err, reloadErr, stopErr); err != nil {
-		return nil, err
+}
+
+// summarizeWrk is summarize for a proxied run, from what wrk can tell: no
+// per-request samples, so no bins and no intervals.
+func summarizeWrk(sc Scenario, res wrk.Result, restarts []time.Duration) *Row {
+	failures := make(map[string]int)
+	for kind, n := range map[string]int64{
+		"status ≥ 400": res.Errors.Status, "connect": res.Errors.Connect, "read": res.Errors.Read,
+		"write": res.Errors.Write, "timeout": res.Errors.Timeout,
+	} {
+		if n > 0 {
+			failures[kind] = int(n)
+		}
 	}
-	marks := make([]time.Duration, len(reloads))
-	for i, at := range reloads {
-		marks[i] = at.Sub(l.res.Began)
+	return &Row{
+		Scenario: sc,
+		Requests: int(res.Requests), OK: int(res.Requests - res.Errors.Status),
+		Failures: failures, Restarts: restarts,
+		P50: res.P50, P99: res.P99, P999: res.P999, Max: res.Max,
+		Elapsed: res.Duration,
 	}
-	return summarize(sc, l.res, marks), nil
 }
 
 func summarize(sc Scenario, res *loadgen.Result, restarts []time.Duration) *Row {

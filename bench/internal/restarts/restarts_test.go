@@ -2,12 +2,14 @@ package restarts
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/b93f8b21/reuseport/internal/loadgen"
 	"github.com/b93f8b21/reuseport/internal/netns"
+	"github.com/b93f8b21/reuseport/internal/wrk"
 )
 
 // TestChildRefusesHostNetns checks the guard that keeps the benchmark from
@@ -58,5 +60,17 @@ func TestSummarize(t *testing.T) {
 	sc.Width = 500 * time.Millisecond
 	if row := summarize(sc, res, nil); len(row.Intervals) != 6 {
 		t.Errorf("%d intervals of 500ms in 2.55s, want 6", len(row.Intervals))
+	}
+}
+
+// TestSummarizeWrk checks that a proxied row counts wrk's 502s as
+// responses that failed and its socket errors as failures besides.
+func TestSummarizeWrk(t *testing.T) {
+	res := wrk.Result{Requests: 1000, Duration: time.Second, P50: time.Millisecond, Max: time.Second,
+		Errors: wrk.Errors{Status: 7, Read: 2}}
+	row := summarizeWrk(Scenario{Kind: ProxiedHandoff, Duration: time.Second}, res, []time.Duration{time.Second})
+	want := map[string]int{"status ≥ 400": 7, "read": 2}
+	if row.Requests != 1000 || row.OK != 993 || !maps.Equal(row.Failures, want) || row.P50 != time.Millisecond || len(row.Restarts) != 1 || row.PerBin != nil {
+		t.Errorf("row %+v", row)
 	}
 }

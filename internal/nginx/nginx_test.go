@@ -2,13 +2,18 @@ package nginx
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"os"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/b93f8b21/reuseport/internal/tooltest"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -26,7 +31,7 @@ func TestParseStatus(t *testing.T) {
 }
 
 func TestServer(t *testing.T) {
-	s := start(t, 2)
+	s := start(t, Config{Workers: 2})
 	if pids, err := s.Workers(); err != nil || len(pids) != 2 {
 		t.Errorf("workers %v (%v), want 2", pids, err)
 	}
@@ -59,10 +64,58 @@ func TestServer(t *testing.T) {
 	}
 }
 
+// TestProxy checks the proxy mode: requests reach the upstream with their
+// method and body, and share a few kept connections to it rather than
+// opening one each.
+func TestProxy(t *testing.T) {
+	var conns, requests atomic.Int64
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("upstream: reading the body: %v", err)
+		}
+		fmt.Fprintf(w, "%s %s", r.Method, b)
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	defer up.Close()
+	s := start(t, Config{Upstream: up.Listener.Addr().String()})
+	if !strings.Contains(s.Conf, "keepalive 64;") || !strings.Contains(s.Conf, "proxy_next_upstream off;") {
+		t.Errorf("the configuration lacks the upstream keep-alive settings:\n%s", s.Conf)
+	}
+	const n = 50
+	for i := range n {
+		// A client connection per request: only nginx keeps connections.
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr+"/", strings.NewReader(fmt.Sprint(i)))
+		req.Close = true
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("POST %d", i); err != nil || resp.StatusCode != 200 || string(body) != want {
+			t.Fatalf("POST through nginx: %s %q %v, want 200 %q", resp.Status, body, err, want)
+		}
+	}
+	if got := requests.Load(); got != n {
+		t.Errorf("the upstream saw %d requests, want %d", got, n)
+	}
+	// One at a time, so one kept connection would do; allow a few.
+	if got := conns.Load(); got > 5 {
+		t.Errorf("nginx opened %d connections to the upstream for %d requests one after another; it keeps none alive", got, n)
+	}
+}
+
 // TestReload checks that Reload replaces the workers, as nginx -s reload
 // does, and that nginx answers on the same address afterwards.
 func TestReload(t *testing.T) {
-	s := start(t, 2)
+	s := start(t, Config{Workers: 2})
 	before, err := s.Workers()
 	if err != nil {
 		t.Fatal(err)
@@ -94,17 +147,11 @@ func TestReload(t *testing.T) {
 }
 
 // start runs nginx for the test. Without nginx the test skips, except in
-// CI, which installs it and sets REUSEPORT_REQUIRE_TOOLS: there a missing
-// nginx is a failure, so that these tests can never silently not run.
-func start(t *testing.T, workers int) *Server {
+// CI (see package tooltest).
+func start(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	if err := Available(); err != nil {
-		if os.Getenv("REUSEPORT_REQUIRE_TOOLS") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	s, err := Start(context.Background(), workers)
+	tooltest.Need(t, Available)
+	s, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
