@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,8 +51,14 @@ func ListenGroup(network, address string, n int) ([]net.Listener, error) {
 // Listen functions of this package set it.
 //
 // On an OS that cannot share ports it returns an error that wraps
-// [errors.ErrUnsupported].
+// [errors.ErrUnsupported], and so it does for the unix networks on every
+// OS, without touching the socket: a socket path cannot be shared, and
+// [Listen] gives the same error. The [net.Dialer] or [net.ListenConfig]
+// that called it returns it in a [*net.OpError].
 func Control(network, address string, c syscall.RawConn) error {
+	if isUnix(network) {
+		return errUnixPath
+	}
 	var sockErr error
 	if err := c.Control(func(fd uintptr) { sockErr = setReusePort(fd, isStream(network), false) }); err != nil {
 		return err
@@ -236,12 +243,12 @@ func checkNetwork(op, network string, want []string) error {
 		}
 	}
 	var err error
-	switch network {
-	case "unix", "unixgram", "unixpacket":
+	switch {
+	case isUnix(network):
 		err = errUnixPath
-	case "tcp", "tcp4", "tcp6":
+	case slices.Contains(streamNetworks, network):
 		err = fmt.Errorf("reuseport: %w: use Listen for stream network %q", net.UnknownNetworkError(network), network)
-	case "udp", "udp4", "udp6":
+	case slices.Contains(packetNetworks, network):
 		err = fmt.Errorf("reuseport: %w: use ListenPacket for packet network %q", net.UnknownNetworkError(network), network)
 	default:
 		err = fmt.Errorf("reuseport: %w: want one of %v", net.UnknownNetworkError(network), want)
@@ -284,6 +291,16 @@ func Capabilities() Capability {
 }
 
 var probeOnce = sync.OnceValue(probe)
+
+// isUnix tells the unix networks, whose sockets no option lets share an
+// address.
+func isUnix(network string) bool {
+	switch network {
+	case "unix", "unixgram", "unixpacket":
+		return true
+	}
+	return false
+}
 
 // isStream tells TCP networks from UDP ones in a Control func, which sees the
 // resolved network ("tcp4", "udp6", ...).

@@ -1,6 +1,6 @@
 module github.com/b93f8b21/reuseport/bench
 
-go 1.26.8
+go 1.26.0
 
 replace github.com/b93f8b21/reuseport => ../
 

@@ -10,16 +10,21 @@
 //
 // Isolate re-executes the test binary for this one test with CLONE_NEWNET
 // (and a user namespace when not root), brings lo up there, and reports the
-// child's result as this test's. Where namespaces cannot be made the test is
-// skipped with the reason, unless the environment variable [EnvRequire] is
-// set (CI sets it), in which case it fails.
+// child's result as this test's. Under qemu-user, which runs the test
+// binaries of other CPUs and refuses namespace flags in clone(2), the
+// unshare(1) program of the host makes the namespace instead. Where
+// namespaces cannot be made the test is skipped with the reason, unless the
+// environment variable [EnvRequire] is set (CI sets it), in which case it
+// fails.
 package nstest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +77,15 @@ func Isolate(t testing.TB) (parent bool) {
 	unlock := lockMachine(t)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
+	if err != nil && cmd.ProcessState == nil && errors.Is(err, syscall.EINVAL) {
+		// clone(2) refused the namespace flags, as qemu-user does for
+		// every test binary of another CPU it runs.
+		if alt, aerr := viaUnshare(cmd); aerr == nil {
+			t.Logf("nstest: %v (qemu-user refuses namespace flags in clone); making the namespace with %s", err, alt.Path)
+			cmd = alt
+			out, err = cmd.CombinedOutput()
+		}
+	}
 	unlock()
 	text := string(out)
 	switch {

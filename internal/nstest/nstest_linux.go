@@ -3,6 +3,7 @@ package nstest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -33,6 +34,28 @@ func sysProcAttr() *syscall.SysProcAttr {
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}},
 		Pdeathsig:   syscall.SIGKILL,
 	}
+}
+
+// viaUnshare returns cmd run through unshare(1), which makes the namespace
+// itself, for where clone(2) refuses namespace flags. qemu-user does: it
+// runs the test binaries of other CPUs and fails such a clone with EINVAL.
+// unshare is a program of the host, so it runs natively and then executes
+// the test binary, which binfmt_misc hands to qemu again.
+func viaUnshare(cmd *exec.Cmd) (*exec.Cmd, error) {
+	path, err := exec.LookPath("unshare")
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--net"}
+	if os.Geteuid() != 0 {
+		args = append(args, "--user", "--map-root-user")
+	}
+	args = append(append(args, "--", cmd.Path), cmd.Args[1:]...)
+	alt := exec.Command(path, args...)
+	alt.Env = cmd.Env
+	// unshare execs the test binary in place, which keeps this.
+	alt.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return alt, nil
 }
 
 // SetSysctl writes a sysctl of the test's own namespace, such as

@@ -4,6 +4,7 @@ package nstest
 
 import (
 	"errors"
+	"os/exec"
 	"runtime"
 	"syscall"
 	"testing"
@@ -18,5 +19,7 @@ func SetSysctl(name, value string) error { return errors.ErrUnsupported }
 
 // Sysctl is Linux only.
 func Sysctl(name string) (string, error) { return "", errors.ErrUnsupported }
+
+func viaUnshare(*exec.Cmd) (*exec.Cmd, error) { return nil, errors.ErrUnsupported }
 
 func lockMachine(testing.TB) (unlock func()) { return func() {} }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package emu
+
+func detect() (string, bool) { return "", false }
