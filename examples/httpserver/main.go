@@ -1,7 +1,9 @@
 // Command httpserver is an HTTP server that shares its port with every other
 // copy of itself, through [reuseport.Listen]. Each response names the process
-// that served it, so that running it three times on one address shows the
-// kernel spreading connections across the three:
+// that served it, by pid and by a random id that tells copies apart where
+// pids do not (every copy in its own container is pid 1), so that running
+// it three times on one address shows the kernel spreading connections
+// across the three:
 //
 //	go run ./examples/httpserver -addr 127.0.0.1:8080 &   # three times
 //	for i in $(seq 9); do curl -s 127.0.0.1:8080; done
@@ -33,6 +35,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -63,8 +67,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pid := os.Getpid()
-	logger := log.New(stderr, fmt.Sprintf("httpserver: pid=%d ", pid), 0)
+	pid, id := os.Getpid(), instanceID()
+	logger := log.New(stderr, fmt.Sprintf("httpserver: pid=%d id=%s ", pid, id), 0)
 	logger.Print(migrationNote())
 	return handoff.Run(ctx, handoff.Config{
 		Path:            cfg.handoff, // "" for none: a fresh socket, and only a signal stops it
@@ -73,7 +77,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		OnReady: func(s handoff.Socket) {
 			logger.Printf("listening on %s (reuseport: %v; socket: %v)", s.Addr, reuseport.Capabilities(), s.Origin)
 		},
-	}, "tcp", cfg.addr, newServer(pid, logger, cfg.shutdown))
+	}, "tcp", cfg.addr, newServer(pid, id, logger, cfg.shutdown))
+}
+
+// instanceID returns a random name for this process, which its log lines
+// and responses carry beside the pid: every copy in its own container is
+// pid 1, and the pid alone no longer tells them apart.
+func instanceID() string {
+	b := make([]byte, 4)
+	rand.Read(b) // never returns an error
+	return hex.EncodeToString(b)
 }
 
 // migrationNote says what the kernel does with the connections queued on

@@ -53,12 +53,19 @@ func TestThreeProcessesShareOnePort(t *testing.T) {
 	addr := hold.Addr().String()
 	servers := make([]*server, 3)
 	pids := make(map[int]bool)
+	ids := make(map[string]bool)
 	for i := range servers {
 		servers[i] = startServer(t, "-addr", addr, "-shutdown-timeout", "5s")
 		if servers[i].addr != addr {
 			t.Fatalf("server %d listens on %s, want %s", i, servers[i].addr, addr)
 		}
 		pids[servers[i].pid] = true
+		ids[servers[i].id] = true
+	}
+	// The id is what tells copies apart where the pid cannot: in
+	// containers, each is pid 1.
+	if len(ids) != len(servers) {
+		t.Errorf("%d servers logged only %d distinct ids: %v", len(servers), len(ids), ids)
 	}
 	hold.Close()
 
@@ -173,7 +180,8 @@ func TestRunKeepsListenError(t *testing.T) {
 }
 
 // get sends n requests to addr, each on a new connection, and counts them by
-// the pid in the body. Any failed request fails the test.
+// the pid in the body. Any failed request fails the test, and so does a
+// process that names two different ids.
 func get(t *testing.T, addr string, n int) map[int]int {
 	t.Helper()
 	client := &http.Client{
@@ -181,12 +189,13 @@ func get(t *testing.T, addr string, n int) map[int]int {
 		Timeout:   5 * time.Second,
 	}
 	defer client.CloseIdleConnections()
-	body := regexp.MustCompile(`^hello from pid=(\d+)\n$`)
+	body := regexp.MustCompile(`^hello from pid=(\d+) id=([0-9a-f]{8})\n$`)
 
 	const workers = 4
 	var (
 		mu     sync.Mutex
 		counts = make(map[int]int)
+		ids    = make(map[int]string)
 		errs   []error
 		wg     sync.WaitGroup
 		next   = make(chan struct{})
@@ -194,12 +203,16 @@ func get(t *testing.T, addr string, n int) map[int]int {
 	for range workers {
 		wg.Go(func() {
 			for range next {
-				pid, err := getPID(client, "http://"+addr+"/", body)
+				pid, id, err := getPID(client, "http://"+addr+"/", body)
 				mu.Lock()
-				if err != nil {
+				switch {
+				case err != nil:
 					errs = append(errs, err)
-				} else {
+				case ids[pid] != "" && ids[pid] != id:
+					errs = append(errs, fmt.Errorf("pid %d answered with id %s, and before with id %s", pid, id, ids[pid]))
+				default:
 					counts[pid]++
+					ids[pid] = id
 				}
 				mu.Unlock()
 			}
@@ -216,34 +229,37 @@ func get(t *testing.T, addr string, n int) map[int]int {
 	return counts
 }
 
-func getPID(client *http.Client, url string, body *regexp.Regexp) (int, error) {
+// getPID sends one request and returns the pid and id the body names.
+func getPID(client *http.Client, url string, body *regexp.Regexp) (pid int, id string, err error) {
 	resp, err := client.Get(url)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	m := body.FindSubmatch(b)
 	if resp.StatusCode != http.StatusOK || m == nil {
-		return 0, fmt.Errorf("%s: %q, want a body like %q", resp.Status, b, "hello from pid=N\n")
+		return 0, "", fmt.Errorf("%s: %q, want a body like %q", resp.Status, b, "hello from pid=N id=HEX\n")
 	}
-	return strconv.Atoi(string(m[1]))
+	pid, err = strconv.Atoi(string(m[1]))
+	return pid, string(m[2]), err
 }
 
 // server is a server process started by startServer.
 type server struct {
 	cmd  *exec.Cmd
 	pid  int    // from the server's own log line, not from cmd
+	id   string // likewise
 	addr string // the address it logged
 	log  *lockedBuffer
 	done chan struct{} // closed once the process has been waited for
 	err  error         // cmd.Wait's, valid after done
 }
 
-var listening = regexp.MustCompile(`^httpserver: pid=(\d+) listening on (\S+) `)
+var listening = regexp.MustCompile(`^httpserver: pid=(\d+) id=([0-9a-f]{8}) listening on (\S+) `)
 
 // startServer starts main in a new process and waits until it says it is
 // listening. The process is killed at the end of the test if still running.
@@ -290,7 +306,7 @@ func startServer(t *testing.T, args ...string) *server {
 		t.Fatalf("server %v did not report listening within 10s:\n%s", args, s.log)
 	}
 	s.pid, _ = strconv.Atoi(m[1])
-	s.addr = m[2]
+	s.id, s.addr = m[2], m[3]
 	if s.pid != s.cmd.Process.Pid {
 		t.Fatalf("server logged pid=%d, but its process is %d", s.pid, s.cmd.Process.Pid)
 	}

@@ -11,12 +11,12 @@ import (
 )
 
 // newServer returns the server every copy runs. It answers every request
-// with the pid of the process that served it, which is how a client sees
-// the kernel spreading connections across processes. handoff.Run drains an
+// with the pid and id of the process that served it, which is how a client
+// sees the kernel spreading connections across processes. handoff.Run drains an
 // *http.Server without losing a request; -shutdown stdlib hides it behind
 // handoff.Funcs, so that it stops with plain http.Server.Shutdown instead.
-func newServer(pid int, logger *log.Logger, shutdown string) handoff.Server {
-	body := fmt.Sprintf("hello from pid=%d\n", pid)
+func newServer(pid int, id string, logger *log.Logger, shutdown string) handoff.Server {
+	body := fmt.Sprintf("hello from pid=%d id=%s\n", pid, id)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Read the body a client sent (a POST from a proxy), so that

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# CI section: examples/systemd/README.md, run as written, under a real
+# systemd, with load on the server throughout.
+#
+# A Debian rootfs with systemd (made once with mmdebstrap and cached in
+# /var/cache/reuseport-ci) is copied and booted with systemd-nspawn in a
+# network namespace of its own; the README's blocks run inside it, and the
+# repository's load client runs in its namespace from the host, against
+# 127.0.0.1:8080. Each procedure must lose no request; the control, a plain
+# `systemctl restart`, must lose some. Root only; it installs what it needs.
+#
+#	bash scripts/ci-systemd.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/ci-lib.sh
+
+readme=examples/systemd/README.md
+cache=/var/cache/reuseport-ci/systemd
+# Change the recipe and the cache is rebuilt.
+recipe="mmdebstrap --variant=minbase --include=systemd bookworm"
+
+tmp=$(mktemp -d)
+nspawn_pid=
+leader=
+cleanup() {
+	local status=$?
+	load_kill
+	if [ "$status" -ne 0 ] && [ -n "$leader" ] && kill -0 "$leader" 2>/dev/null; then
+		echo "--- the machine's journal for the servers:"
+		nsenter -t "$leader" -a -- journalctl --no-pager -o short-precise -u 'httpserver*' | tail -n 60 || true
+	fi
+	if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+		# SIGTERM makes systemd-nspawn power the machine off; give it 30s.
+		kill -TERM "$nspawn_pid" 2>/dev/null || true
+		for _ in $(seq 30); do
+			kill -0 "$nspawn_pid" 2>/dev/null || break
+			sleep 1
+		done
+		kill -KILL "$nspawn_pid" 2>/dev/null || true
+		wait "$nspawn_pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+need=()
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+if [ ${#need[@]} -gt 0 ]; then
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ "$(cat "$cache/recipe" 2>/dev/null)" != "$recipe" ]; then
+	echo "making the machine's rootfs: $recipe"
+	rm -rf "$cache"
+	mkdir -p "$cache"
+	start=$SECONDS
+	if ! $recipe "$cache/rootfs.new" >"$tmp/mmdebstrap.log" 2>&1; then
+		tail -n 30 "$tmp/mmdebstrap.log"
+		exit 1
+	fi
+	mv "$cache/rootfs.new" "$cache/rootfs"
+	echo "$recipe" >"$cache/recipe"
+	echo "rootfs made in $((SECONDS - start))s, $(du -sh "$cache/rootfs" | cut -f1); cached in $cache"
+else
+	echo "rootfs from the cache: $cache ($recipe)"
+fi
+
+# The machine has no Go: the binaries are built here, static.
+mkdir -p "$tmp/ci" "$tmp/src/examples"
+CGO_ENABLED=0 go build -o "$tmp/ci/httpserver" ./examples/httpserver
+CGO_ENABLED=0 go build -o "$tmp/loadclient" ./internal/cmd/loadclient
+loadclient=$tmp/loadclient
+# /src in the machine stands for the clone the README's commands run in.
+cp -r examples/systemd "$tmp/src/examples/"
+cp "$tmp/ci/httpserver" "$tmp/src/httpserver.new"
+
+# A copy of the cached rootfs, so that every run boots a fresh machine.
+# --register=no --keep-unit: the host's PID 1 is not systemd, and without
+# them systemd-nspawn fails with "Failed to open system bus".
+cp -a "$cache/rootfs" "$tmp/machine"
+systemd-nspawn -q -b -D "$tmp/machine" -M reuseport-ci --register=no --keep-unit \
+	--private-network --console=pipe \
+	--bind="$tmp/src:/src" --bind-ro="$tmp/ci:/ci" </dev/null >"$tmp/boot.log" 2>&1 &
+nspawn_pid=$!
+for _ in $(seq 60); do
+	for p in $(pgrep -P "$nspawn_pid" || true); do
+		if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ]; then
+			leader=$p
+		fi
+	done
+	[ -n "$leader" ] && break
+	kill -0 "$nspawn_pid" 2>/dev/null || break
+	sleep 0.5
+done
+if [ -z "$leader" ]; then
+	echo "the machine did not start:"
+	cat "$tmp/boot.log"
+	exit 1
+fi
+machine() { nsenter -t "$leader" -a -- "$@"; }
+# systemctl needs the manager's socket, which appears a moment after boot.
+for _ in $(seq 60); do
+	machine test -S /run/systemd/private && break
+	sleep 0.5
+done
+state=$(machine timeout 60 systemctl is-system-running --wait || true)
+echo "machine booted: systemd $(machine systemctl --version | head -n 1 | cut -d' ' -f2), state $state, network namespace of its own"
+case $state in running | degraded) ;; *)
+	cat "$tmp/boot.log"
+	exit 1
+	;;
+esac
+netns=/proc/$leader/ns/net
+
+# run_block NAME runs the README block marked NAME in the machine, in /src,
+# showing it the first time.
+declare -A shown
+run_block() {
+	local block
+	block=$(readme_block "$readme" "$1")
+	if [ -z "${shown[$1]:-}" ]; then
+		echo "  README block $1:"
+		show_block <<<"$block"
+		shown[$1]=1
+	fi
+	machine timeout 300 sh -ec "cd /src
+$block" >"$tmp/block.log" 2>&1 || {
+		echo "README block $1 failed:"
+		cat "$tmp/block.log"
+		return 1
+	}
+}
+
+# journal_count PATTERN counts the servers' journal lines that match.
+journal_count() {
+	machine journalctl --no-pager -o cat -u 'httpserver*' | grep -c -- "$1" || true
+}
+
+# Setup: everything but the build, done here already.
+block=$(readme_block "$readme" setup)
+if ! grep -q '^go build -o /usr/local/bin/httpserver ' <<<"$block"; then
+	echo "$readme's setup block no longer builds /usr/local/bin/httpserver; update this script"
+	exit 1
+fi
+echo "  README block setup, but for its go build: the binary built above goes to /usr/local/bin/httpserver"
+machine install -m 0755 /ci/httpserver /usr/local/bin/httpserver
+machine sh -ec "$(grep -v '^go build ' <<<"$block")"
+
+echo
+echo "== §1: blue/green units, upgraded through -handoff"
+run_block blue-green-install
+sleep 1
+before=$(journal_count 'a successor took over the socket')
+load_start "$netns"
+for _ in 1 2; do # blue to green, and back: 4 handoffs over 2 slots
+	run_block blue-green-upgrade
+done
+load_stop
+handoffs=$(($(journal_count 'a successor took over the socket') - before))
+verdict "README §1: blue/green upgrade, twice" none "$handoffs handoffs"
+if [ "$handoffs" -ne 4 ]; then
+	echo "FAIL: 4 handoffs expected (2 upgrades of 2 slots), the journal shows $handoffs"
+	verdicts_failed=$((${verdicts_failed:-0} + 1))
+fi
+perms=$(machine stat -c '%a %U' /run/httpserver /run/httpserver/w1.sock | tr '\n' ' ')
+echo "  /run/httpserver and w1.sock: $perms(want 700 and 600, owned by httpserver)"
+if [ "$perms" != "700 httpserver 600 httpserver " ]; then
+	verdicts_failed=$((${verdicts_failed:-0} + 1))
+fi
+
+echo
+echo "== control: a plain systemctl restart of the same units"
+load_start "$netns"
+for _ in 1 2 3; do
+	for slot in w1 w2; do
+		colour=blue
+		machine systemctl is-active -q "httpserver-blue@$slot" || colour=green
+		machine timeout 60 systemctl restart "httpserver-$colour@$slot"
+	done
+done
+load_stop
+verdict "control: systemctl restart, 3 times per slot" some "6 restarts"
+machine systemctl disable -q --now httpserver-blue@w1 httpserver-blue@w2 httpserver-green@w1 httpserver-green@w2
+
+echo
+echo "== §2: socket units, upgraded with systemctl restart"
+run_block activated-install
+sleep 1
+before=$(journal_count 'socket: activated)')
+load_start "$netns"
+for _ in 1 2 3; do
+	run_block activated-upgrade
+done
+load_stop
+restarts=$(($(journal_count 'socket: activated)') - before))
+verdict "README §2: .socket units, upgrade 3 times" none "$restarts restarts"
+if [ "$restarts" -ne 6 ]; then
+	echo "FAIL: 6 restarts expected (3 upgrades of 2 slots), the journal shows $restarts servers starting on an activated socket"
+	verdicts_failed=$((${verdicts_failed:-0} + 1))
+fi
+
+# README §2 says a copy started by hand with the unit's -handoff path takes
+# the socket, and is replaced at once by the process the .socket unit
+# starts again. Check that, under load.
+echo
+echo "== §2: a copy started by hand beside the socket unit"
+load_start "$netns"
+machine timeout 30 runuser -u httpserver -- /usr/local/bin/httpserver \
+	-addr :8080 -handoff /run/httpserver-activated/w1.sock -shutdown-timeout 30s >"$tmp/byhand.log" 2>&1 || true
+load_stop
+sed 's/^/    by hand: /' "$tmp/byhand.log" | grep -v tcp_migrate_req
+replaced=no
+if grep -q 'socket: inherited)' "$tmp/byhand.log" && grep -q 'a successor took over the socket' "$tmp/byhand.log" &&
+	machine systemctl is-active -q httpserver-activated@w1.service; then
+	replaced=yes
+fi
+verdict "README §2: a copy started by hand is replaced" none "replaced=$replaced"
+if [ "$replaced" != yes ]; then
+	echo "FAIL: README §2 says the hand-started copy takes the socket and the unit's process takes it back"
+	verdicts_failed=$((${verdicts_failed:-0} + 1))
+fi
+
+if [ "${verdicts_failed:-0}" -gt 0 ]; then
+	echo "$verdicts_failed checks failed"
+	exit 1
+fi
