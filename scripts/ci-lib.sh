@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions shared by the CI sections that run the deployment recipes
 # (scripts/ci-systemd.sh, scripts/ci-containers.sh). Source it; it defines
 # functions only.
@@ -27,7 +28,7 @@ show_block() { sed 's/^/    | /'; }
 # so that a stuck section cannot load the machine forever.
 load_start() {
 	load_out=$(mktemp)
-	nsenter --net="$1" "$loadclient" -addr 127.0.0.1:8080 -max-duration 10m >"$load_out" 2>"$load_out.err" &
+	nsenter --net="$1" "${loadclient:?load_start needs \$loadclient}" -addr 127.0.0.1:8080 -max-duration 10m >"$load_out" 2>"$load_out.err" &
 	load_pid=$!
 	sleep 1 # warm-up: the procedure starts under load
 }
