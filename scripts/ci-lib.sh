@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions shared by the CI sections that run the deployment recipes
 # (scripts/ci-systemd.sh, scripts/ci-containers.sh). Source it; it defines
 # functions only.
@@ -22,12 +23,12 @@ show_block() { sed 's/^/    | /'; }
 
 # load_start NETNS starts the load client (built by the caller into
 # $loadclient) against 127.0.0.1:8080 inside the network namespace at path
-# NETNS, in the background. load_stop ends it and sets requests, failed and
+# NETNS, in the background, writing to the caller's scratch directory $tmp. load_stop ends it and sets requests, failed and
 # pids from what it printed. The client stops by itself after 10 minutes,
 # so that a stuck section cannot load the machine forever.
 load_start() {
-	load_out=$(mktemp)
-	nsenter --net="$1" "$loadclient" -addr 127.0.0.1:8080 -max-duration 10m >"$load_out" 2>"$load_out.err" &
+	load_out=${tmp:?load_start needs \$tmp}/load.out
+	nsenter --net="$1" "${loadclient:?load_start needs \$loadclient}" -addr 127.0.0.1:8080 -max-duration 10m >"$load_out" 2>"$load_out.err" &
 	load_pid=$!
 	sleep 1 # warm-up: the procedure starts under load
 }
