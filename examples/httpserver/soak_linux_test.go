@@ -338,18 +338,23 @@ func settle(t *testing.T, done func() bool) {
 // genSamples reads rolling's log, and 200ms after each server says it is
 // listening records its descriptors and RSS.
 type genSamples struct {
-	mu      sync.Mutex
-	partial []byte
-	log     []string // every line, for diagnosis
-	gens    []genSample
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	partial  []byte
+	log      []string // every line, for diagnosis
+	gens     []genSample
+	stopping map[int]time.Time // when each server said it was shutting down
+	wg       sync.WaitGroup
 }
 
 type genSample struct {
 	seq, pid, fds, rss int
+	at                 time.Time // when fds and rss were read
 }
 
-var readyPID = regexp.MustCompile(`\(pid (\d+)\): .*listening on`)
+var (
+	readyPID    = regexp.MustCompile(`\(pid (\d+)\): .*listening on`)
+	stoppingPID = regexp.MustCompile(`\(pid (\d+)\): .*shutting down`)
+)
 
 func (g *genSamples) Write(p []byte) (int, error) {
 	g.mu.Lock()
@@ -363,18 +368,28 @@ func (g *genSamples) Write(p []byte) (int, error) {
 		line := string(g.partial[:i])
 		g.partial = g.partial[i+1:]
 		g.log = append(g.log, line)
+		if m := stoppingPID.FindStringSubmatch(line); m != nil {
+			pid, _ := strconv.Atoi(m[1])
+			if g.stopping == nil {
+				g.stopping = make(map[int]time.Time)
+			}
+			if _, ok := g.stopping[pid]; !ok {
+				g.stopping[pid] = time.Now()
+			}
+		}
 		if m := readyPID.FindStringSubmatch(line); m != nil {
 			pid, _ := strconv.Atoi(m[1])
 			seq := len(g.gens)
 			g.gens = append(g.gens, genSample{seq: seq, pid: pid, fds: -1})
 			g.wg.Go(func() {
 				time.Sleep(200 * time.Millisecond)
+				at := time.Now()
 				fds, err1 := fixedFDs(pid)
 				rss, err2 := readStatus(pid, "VmRSS")
 				g.mu.Lock()
 				defer g.mu.Unlock()
 				if err1 == nil && err2 == nil {
-					g.gens[seq].fds, g.gens[seq].rss = fds, rss
+					g.gens[seq].fds, g.gens[seq].rss, g.gens[seq].at = fds, rss, at
 				} else {
 					g.log = append(g.log, fmt.Sprintf("sampling pid %d: %v, %v", pid, err1, err2))
 				}
@@ -384,17 +399,25 @@ func (g *genSamples) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// sorted is the generations sampled, in the order they became ready; one
-// that exited within 200ms of being ready (only possible at the end of
-// the run) is left out.
+// sorted is the generations sampled while they served, in the order they
+// became ready. One that exited within 200ms of being ready, or said it
+// was shutting down before its sample or within 500ms after it (its log
+// line comes through a pipe), had begun closing its listener and handoff
+// socket, and is left out: that happens at the end of the run, when the
+// harness stops every server, and on a machine so loaded that a
+// generation is replaced within moments of its sample.
 func (g *genSamples) sorted() []genSample {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var s []genSample
 	for _, x := range g.gens {
-		if x.fds >= 0 {
-			s = append(s, x)
+		if x.fds < 0 {
+			continue
 		}
+		if down, ok := g.stopping[x.pid]; ok && down.Before(x.at.Add(500*time.Millisecond)) {
+			continue
+		}
+		s = append(s, x)
 	}
 	return s
 }
