@@ -110,20 +110,29 @@ func summarize(r io.Reader, w io.Writer, label string) error {
 	}
 
 	var tests, subtests counts
+	var inChildren int
 	for _, res := range order {
 		if strings.Contains(res.name, "/") {
 			subtests.add(res.action)
 		} else {
 			tests.add(res.action)
 		}
+		inChildren += len(childSkips(res.output, byName))
 	}
-	fmt.Fprintf(w, "%s: tests %v; subtests %v\n", label, tests, subtests)
+	fmt.Fprintf(w, "%s: tests %v; subtests %v", label, tests, subtests)
+	if inChildren > 0 {
+		fmt.Fprintf(w, "; %d skipped in child processes", inChildren)
+	}
+	fmt.Fprintln(w)
 	for _, res := range order {
 		switch res.action {
 		case "skip":
 			fmt.Fprintf(w, "  skipped %s: %s\n", res.name, reason(res.output))
 		case "fail", "":
 			fmt.Fprintf(w, "  FAILED %s:\n%s", res.name, strings.Join(res.output, ""))
+		}
+		for _, sk := range childSkips(res.output, byName) {
+			fmt.Fprintf(w, "  skipped %s (in a child process of %s): %s\n", sk.name, res.name, sk.reason)
 		}
 	}
 
@@ -137,6 +146,61 @@ func summarize(r io.Reader, w io.Writer, label string) error {
 		return fmt.Errorf("no test passed")
 	}
 	return nil
+}
+
+// A childSkip is a test skipped in a child process that a test of this run
+// started, such as the private network namespace of internal/nstest.
+type childSkip struct{ name, reason string }
+
+// childSkips finds the skips in the verbose output of child test processes
+// that a test quotes in its log, as internal/nstest does: "--- SKIP: NAME"
+// lines for tests this run has no events of, each with what NAME logged
+// after its "=== RUN" line.
+func childSkips(output []string, known map[string]*result) []childSkip {
+	var (
+		skips   []childSkip
+		logged  = map[string][]string{}
+		current string
+	)
+	for _, line := range output {
+		line = strings.TrimSpace(line)
+		if name, ok := framing(line, "=== RUN", "=== CONT", "=== NAME"); ok {
+			current = name
+			continue
+		}
+		if name, ok := framing(line, "--- SKIP:"); ok {
+			if known[name] == nil {
+				r := strings.Join(logged[name], " ")
+				if r == "" {
+					r = "(no reason given)"
+				}
+				skips = append(skips, childSkip{name, r})
+			}
+			current = ""
+			continue
+		}
+		if strings.HasPrefix(line, "--- ") || strings.HasPrefix(line, "=== ") {
+			current = ""
+			continue
+		}
+		if current != "" && line != "" {
+			logged[current] = append(logged[current], line)
+		}
+	}
+	return skips
+}
+
+// framing returns the test name of a framing line that starts with one of
+// the prefixes, such as "=== RUN   TestA/b" or "--- SKIP: TestA (0.00s)".
+func framing(line string, prefixes ...string) (string, bool) {
+	for _, p := range prefixes {
+		if rest, ok := strings.CutPrefix(line, p); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				return f[0], true
+			}
+		}
+	}
+	return "", false
 }
 
 // reason joins what a skipped test logged, less the framing lines of the

@@ -37,6 +37,16 @@ func TestSummarize(t *testing.T) {
 		{"a test never finishes", events("run TestA", "output TestA hanging", "fail -"),
 			true, []string{"never finished", "hanging"}},
 		{"nothing ran", events("pass -"), true, nil},
+		{"skip in a child process", events("run TestN",
+			"output TestN x_test.go:5: ran in a private network namespace:",
+			"output TestN         === RUN   TestN",
+			"output TestN         === RUN   TestN/m",
+			"output TestN             y_test.go:7: no multicast here",
+			"output TestN         --- PASS: TestN (0.01s)",
+			"output TestN             --- SKIP: TestN/m (0.00s)",
+			"pass TestN", "pass -"),
+			false, []string{"tests 1 passed, 0 failed, 0 skipped; subtests 0 passed, 0 failed, 0 skipped; 1 skipped in child processes",
+				"skipped TestN/m (in a child process of TestN): y_test.go:7: no multicast here"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out strings.Builder
