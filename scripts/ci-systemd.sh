@@ -181,6 +181,9 @@ for _ in 1 2 3 4 5 6 7 8; do
 	for slot in w1 w2; do
 		colour=blue
 		machine systemctl is-active -q "httpserver-blue@$slot" || colour=green
+		# systemd refuses a sixth start within 10 s (StartLimitBurst);
+		# reset-failed flushes that count.
+		machine systemctl reset-failed "httpserver-$colour@$slot"
 		machine timeout 60 systemctl restart "httpserver-$colour@$slot"
 	done
 done
