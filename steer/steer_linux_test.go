@@ -1,0 +1,193 @@
+package steer_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/b93f8b21/reuseport/steer"
+)
+
+// TestConnectionsStayWhenTheGroupChanges checks that, with steering, every
+// packet of a connection reaches the socket that owns it whatever joins,
+// leaves or drains, and that a client's first flight reaches only
+// accepting sockets. Beside each case the control, a group without
+// steering, shows the kernel's hash moving the same connections (see
+// TestUDPFlowsMoveWhenTheGroupChanges in the root package).
+func TestConnectionsStayWhenTheGroupChanges(t *testing.T) {
+	for _, steered := range []bool{true, false} {
+		mode := "steered"
+		if !steered {
+			mode = "control"
+		}
+		t.Run(mode+"/a socket joins", func(t *testing.T) {
+			s := newServer(t, 3, steered)
+			cs := s.connect(flows)
+			requireSpread(t, s.ownerCounts(cs), 3, steered)
+			if moved, of := s.use(cs, nil); moved != 0 {
+				t.Fatalf("%d of %d packets reached another socket before the group changed", moved, of)
+			}
+			s.join(3)
+			moved, of := s.use(cs, nil)
+			t.Logf("3 → 4 sockets: %d of %d packets of established connections reached another socket", moved, of)
+			if steered {
+				if moved != 0 {
+					t.Errorf("%d of %d packets reached another socket; want 0", moved, of)
+				}
+				// The new socket takes new connections, and its own
+				// packets, like every other.
+				fresh := s.connect(flows)
+				requireSpread(t, s.ownerCounts(fresh), 4, true)
+				if moved, of := s.use(append(cs, fresh...), nil); moved != 0 {
+					t.Errorf("after the join, %d of %d packets reached another socket; want 0", moved, of)
+				}
+			} else if share := float64(moved) / float64(of); share < 0.3 || share > 0.7 {
+				t.Errorf("control: %.0f%% of packets moved when a 4th socket joined; want about half", 100*share)
+			}
+		})
+
+		// Linux fills the slot of a socket that closes with the last
+		// one: without steering, three quarters, none, or a quarter of
+		// the other sockets' connections move.
+		for _, tc := range []struct {
+			name     string
+			leaver   int
+			min, max float64
+		}{
+			{"the first socket leaves", 0, 0.6, 0.9},
+			{"the middle socket leaves", 1, 0, 0.05},
+			{"the last socket leaves", 2, 0.1, 0.4},
+		} {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				s := newServer(t, 3, steered)
+				cs := s.connect(flows)
+				s.leave(tc.leaver)
+				others := func(owner int) bool { return owner != tc.leaver }
+				moved, of := s.use(cs, others)
+				share := float64(moved) / float64(of)
+				t.Logf("3 → 2 sockets, socket %d leaving: %d of the %d packets of the other sockets' connections (%.0f%%) reached another socket", tc.leaver, moved, of, 100*share)
+				if steered {
+					if moved != 0 {
+						t.Errorf("%d of %d packets reached another socket; want 0", moved, of)
+					}
+					fresh := s.connect(flows)
+					requireSpread(t, s.ownerCounts(fresh), 2, true)
+					if moved, of := s.use(append(cs, fresh...), others); moved != 0 {
+						t.Errorf("after the leave, %d of %d packets reached another socket; want 0", moved, of)
+					}
+				} else if share < tc.min || share > tc.max {
+					t.Errorf("control: %.0f%% of the other sockets' packets moved; want %.0f%% to %.0f%%", 100*share, 100*tc.min, 100*tc.max)
+				}
+			})
+		}
+
+		t.Run(mode+"/a socket drains", func(t *testing.T) {
+			const drainer = 1
+			s := newServer(t, 3, steered)
+			cs := s.connect(flows)
+			s.drain(drainer)
+			landed := counts(s.firstFlights(flows))
+			t.Logf("socket %d draining: new clients' first flights reached %v", drainer, landed)
+			if !steered {
+				if landed[drainer] == 0 {
+					t.Errorf("control: no first flight reached socket %d; want about a third", drainer)
+				}
+				return
+			}
+			if landed[drainer] != 0 {
+				t.Errorf("%d of %d first flights reached the draining socket; want 0", landed[drainer], flows)
+			}
+			for _, i := range []int{0, 2} {
+				if landed[i] < flows/4 {
+					t.Errorf("%d of %d first flights reached accepting socket %d; want about half", landed[i], flows, i)
+				}
+			}
+			if moved, of := s.use(cs, nil); moved != 0 {
+				t.Errorf("%d of %d packets of established connections, the draining socket's among them, reached another socket; want 0", moved, of)
+			}
+			// Its connections done, the draining socket leaves.
+			s.leave(drainer)
+			if moved, of := s.use(cs, func(o int) bool { return o != drainer }); moved != 0 {
+				t.Errorf("after the drained socket left, %d of %d packets reached another socket; want 0", moved, of)
+			}
+		})
+	}
+}
+
+// TestSocketOutsideTheGroup checks that a socket bound to the port that
+// does not take part (it never answers probes) is reported, gets no new
+// connections, and does not disturb the members' steering.
+func TestSocketOutsideTheGroup(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		logs []string
+	)
+	s := newServer(t, 0, true)
+	s.g = steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: func(format string, args ...any) {
+		mu.Lock()
+		logs = append(logs, fmt.Sprintf(format, args...))
+		mu.Unlock()
+		t.Logf(format, args...)
+	}})
+	s.join(0)
+	by := s.bystander(1)
+	s.join(2)
+
+	table := s.g.Table()
+	if len(table) != 3 || table[1].State != steer.Silent || table[0].State != steer.Accepting || table[2].State != steer.Accepting {
+		t.Fatalf("table %v; want two accepting members around a silent slot", table)
+	}
+	select {
+	case <-by.probes:
+	default:
+		t.Errorf("the socket outside the group got no probe")
+	}
+	mu.Lock()
+	reported := strings.Contains(strings.Join(logs, "\n"), "do not answer probes")
+	mu.Unlock()
+	if !reported {
+		t.Errorf("the silent socket was not reported; logs: %q", logs)
+	}
+	landed := counts(s.firstFlights(flows))
+	t.Logf("first flights: %v", landed)
+	if landed[1] != 0 {
+		t.Errorf("%d of %d first flights reached the socket outside the group", landed[1], flows)
+	}
+	cs := s.connect(flows)
+	if moved, of := s.use(cs, nil); moved != 0 {
+		t.Errorf("%d of %d packets reached another socket; want 0", moved, of)
+	}
+}
+
+// ownerCounts counts the connections each socket owns.
+func (s *server) ownerCounts(cs []*conn) map[int]int {
+	c := map[int]int{}
+	for _, x := range cs {
+		c[x.owner]++
+	}
+	return c
+}
+
+// requireSpread checks that each of the n sockets owns some connections:
+// at least half its share when steered (the program spreads by the
+// client's DCID), at least one otherwise.
+func requireSpread(t *testing.T, owners map[int]int, n int, steered bool) {
+	t.Helper()
+	total := 0
+	for _, c := range owners {
+		total += c
+	}
+	want := 1
+	if steered {
+		want = total / n / 2
+	}
+	if len(owners) != n {
+		t.Errorf("connections reached %d sockets, want %d: %v", len(owners), n, owners)
+	}
+	for i, c := range owners {
+		if c < want {
+			t.Errorf("socket %d owns %d of %d connections; want at least %d: %v", i, c, total, want, owners)
+		}
+	}
+}
