@@ -1,0 +1,246 @@
+// Command quicserver is an HTTP/3 server that shares its UDP port with
+// every other copy of itself, through the reuseport package, and steers
+// each QUIC packet to the copy that owns its connection, through the steer
+// package, so that copies can join, leave and restart without breaking a
+// connection. It answers every request with the process that served it:
+//
+//	go run ./cmd/quicserver -addr 127.0.0.1:4433 &   # several times
+//	curl --http3-only -k https://127.0.0.1:4433/      # hello from pid=N
+//
+// Copies may be started and stopped at any time: a new copy's socket
+// joins the port's reuseport group and takes new connections; SIGINT or
+// SIGTERM drains a copy (no new connection reaches it, HTTP/3 GOAWAY
+// moves its clients to the other copies once their requests in flight are
+// answered, bounded by -shutdown-timeout) and it exits 0.
+//
+// With -handoff PATH a copy can be replaced in place: start the new copy
+// with the same -addr and -handoff. It binds a socket of its own on the
+// port, and once it serves it tells the old copy through PATH (see the
+// handoff package), which then drains as on SIGTERM and exits 0. Unlike a
+// TCP server, the old copy does not pass its socket on: the two read
+// different sockets, so the old copy can finish its connections while
+// every new one goes to its successor. Each worker of a group needs its
+// own PATH:
+//
+//	quicserver -addr :4433 -handoff /run/quicserver/w1.sock &
+//	quicserver -addr :4433 -handoff /run/quicserver/w2.sock &
+//	quicserver -addr :4433 -handoff /run/quicserver/w1.sock &   # replaces the first
+//
+// -steer=false leaves the packets to the kernel's hash of their addresses,
+// as a plain quic-go server on a shared port does: a copy that joins or
+// leaves then moves the other copies' connections to sockets that do not
+// know them, and they break. It is there for tests to show that.
+//
+// TLS uses -cert and -key, or else a self-signed certificate for localhost
+// made at start (clients must skip verification: curl -k).
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/handoff"
+	"github.com/b93f8b21/reuseport/integrations/internal/selfsigned"
+	"github.com/b93f8b21/reuseport/integrations/quicsteer"
+	"github.com/b93f8b21/reuseport/steer"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // restore the default action, so a second signal ends a stuck shutdown at once
+	}()
+	os.Exit(exitCode(run(ctx, os.Args[1:], os.Stderr), os.Stderr))
+}
+
+// run is the whole program but for what belongs to the process (signals,
+// the exit status): it serves until ctx is done or a successor serves,
+// then drains and returns.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	pid := os.Getpid()
+	logger := log.New(stderr, fmt.Sprintf("quicserver: pid=%d ", pid), 0)
+	tlsConf, err := loadTLS(cfg)
+	if err != nil {
+		return err
+	}
+
+	// The handoff path only tells the predecessor when to drain: the
+	// successor takes none of its sockets (the predecessor claims none,
+	// so it offers none) and binds its own in newServer.
+	var h *handoff.Handoff
+	if cfg.handoff != "" {
+		if h, err = handoff.Start(ctx, handoff.Config{Path: cfg.handoff, Logf: logger.Printf}); err != nil {
+			return err
+		}
+		defer h.Close() // before Ready: abandons the handoff, the predecessor keeps serving
+	}
+	s, err := newServer(cfg, pid, tlsConf, logger)
+	if err != nil {
+		return err
+	}
+	var done <-chan struct{} // nil without -handoff: only a signal stops this copy
+	if h != nil {
+		if err := h.Ready(); err != nil {
+			s.stop(cfg, logger)
+			return err
+		}
+		done = h.Done()
+	}
+	return s.serveUntil(ctx, done, cfg, logger)
+}
+
+// server is one copy: its socket, its membership of the steering group,
+// its quic-go transport and its HTTP/3 server.
+type server struct {
+	conn   *net.UDPConn
+	group  *steer.Group  // nil without -steer
+	member *steer.Member // nil without -steer
+	tr     *quic.Transport
+	ln     *quic.EarlyListener
+	h3     *http3.Server
+	served chan error
+	logger *log.Logger
+}
+
+// newServer binds a socket of its own on the shared port, joins the
+// steering group with it and serves HTTP/3 on it.
+func newServer(cfg config, pid int, tlsConf *tls.Config, logger *log.Logger) (*server, error) {
+	pc, err := reuseport.ListenPacket("udp", cfg.addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{conn: pc.(*net.UDPConn), served: make(chan error, 1), logger: logger}
+	if cfg.steer {
+		s.group = steer.NewGroup(steer.Config{Logf: logger.Printf})
+		if s.member, err = s.group.Join(s.conn); err != nil {
+			s.group.Close()
+			s.conn.Close()
+			return nil, err
+		}
+		s.tr = quicsteer.NewTransport(s.member, s.conn)
+	} else {
+		s.tr = &quic.Transport{Conn: s.conn}
+	}
+	s.ln, err = s.tr.ListenEarly(http3.ConfigureTLSConfig(tlsConf), &quic.Config{})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.h3 = &http3.Server{Handler: handler(pid)}
+	go func() { s.served <- s.h3.ServeListener(s.ln) }()
+	how := "steered by connection ID"
+	if !cfg.steer {
+		how = "by the kernel's hash (-steer=false)"
+	} else {
+		how += fmt.Sprintf(", member id %08x", s.member.ID())
+	}
+	logger.Printf("listening on %s (udp, packets %s)", s.conn.LocalAddr(), how)
+	return s, nil
+}
+
+// serveUntil serves until ctx is done or done is closed, then stops.
+func (s *server) serveUntil(ctx context.Context, done <-chan struct{}, cfg config, logger *log.Logger) error {
+	select {
+	case <-ctx.Done():
+		logger.Printf("shutting down: signal")
+	case <-done:
+		logger.Printf("shutting down: a successor serves")
+	case err := <-s.served:
+		s.close()
+		return fmt.Errorf("serving HTTP/3: %w", err)
+	}
+	return s.stop(cfg, logger)
+}
+
+// stop drains: no new connection reaches the socket, the HTTP/3 server
+// sends GOAWAY and waits for the requests in flight, then the socket leaves
+// the group and closes.
+func (s *server) stop(cfg config, logger *log.Logger) error {
+	if s.member != nil {
+		if err := s.member.Drain(); err != nil {
+			logger.Printf("steer: drain: %v", err) // new connections may still arrive, and fail
+		}
+	}
+	s.ln.Close() // no new connection; those accepted go on
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	err := s.h3.Shutdown(ctx)
+	if err != nil {
+		logger.Printf("HTTP/3 shutdown: %v (connections closed)", err)
+	} else {
+		logger.Printf("HTTP/3 shutdown: every connection finished")
+	}
+	s.close()
+	return nil
+}
+
+// close leaves the group (its table moves the last socket into this one's
+// slot before the kernel does), then closes the transport and the socket.
+func (s *server) close() {
+	if s.member != nil {
+		if err := s.member.Leave(); err != nil {
+			s.logger.Printf("steer: leave: %v", err)
+		}
+	}
+	s.tr.Close()
+	s.conn.Close()
+	if s.group != nil {
+		s.group.Close()
+	}
+}
+
+// handler answers every request with the pid of the process serving it.
+func handler(pid int) http.Handler {
+	body := fmt.Sprintf("hello from pid=%d\n", pid)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, body)
+	})
+}
+
+// loadTLS reads -cert and -key, or makes a self-signed certificate.
+func loadTLS(cfg config) (*tls.Config, error) {
+	if cfg.certFile == "" {
+		c, _, err := selfsigned.New()
+		return c, err
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+}
+
+// exitCode reports err and turns it into an exit status, following the flag
+// package: 0 for -h, 2 for a usage error, 1 for any other failure.
+func exitCode(err error, stderr io.Writer) int {
+	var usage *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		return 2 // the flag set has printed the error and the usage already
+	default:
+		fmt.Fprintf(stderr, "quicserver: %v\n", err)
+		return 1
+	}
+}
