@@ -47,10 +47,11 @@ type connRecord struct {
 type tally struct {
 	mu       sync.Mutex
 	conns    []*connRecord
-	newConns int      // connections opened (every dial and its first GET)
-	newFails []string // those that failed, and why
-	rejected int      // requests refused with H3_REQUEST_REJECTED after a GOAWAY, then retried
-	goaway   int      // requests not sent because GOAWAY had just arrived, then retried
+	newConns int         // connections opened (every dial and its first GET)
+	newFails []string    // those that failed, and why
+	rejected int         // requests refused with H3_REQUEST_REJECTED after a GOAWAY, then retried
+	goaway   int         // requests not sent because GOAWAY had just arrived, then retried
+	newBy    map[int]int // pid → connections of the short clients it answered
 }
 
 func (t *tally) newConn(err error) {
@@ -228,7 +229,9 @@ func (c *h3conn) close() {
 
 // longClient keeps one connection and sends a GET on it every interval,
 // until ctx is done. A connection closed after a GOAWAY is replaced by a
-// new one (counted among the new connections).
+// new one (counted among the new connections), and a request the server
+// refused unprocessed or the client held back because of the GOAWAY is
+// sent again on it at once, as HTTP/3 clients do.
 func longClient(ctx context.Context, addr *net.UDPAddr, t *tally, interval time.Duration) {
 	url := "https://" + addr.String() + "/"
 	tick := time.NewTicker(interval)
@@ -249,16 +252,19 @@ func longClient(ctx context.Context, addr *net.UDPAddr, t *tally, interval time.
 		c.close()
 		c, rec = nil, nil
 	}
+	again := false
 	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+		if !again {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 		}
+		again = false
 		if c == nil {
 			var err error
-			c, err = dial(ctx, addr)
-			if err != nil {
+			if c, err = dial(ctx, addr); err != nil {
 				if ctx.Err() == nil {
 					t.newConn(err)
 				}
@@ -267,51 +273,63 @@ func longClient(ctx context.Context, addr *net.UDPAddr, t *tally, interval time.
 		}
 		if c.closedByGoaway(0) {
 			finish(clean, nil)
+			again = true
 			continue
 		}
 		pid, err := c.get(ctx, url)
 		if ctx.Err() != nil {
 			return
 		}
-		if rec == nil { // the connection's first request
-			if err != nil && !c.closedByGoaway(time.Second) {
-				t.newConn(err)
-				finish(broken, err)
-				continue
-			}
-			t.newConn(nil)
-			if err != nil {
-				finish(clean, nil) // a GOAWAY came first: nothing was established
-				continue
-			}
-			rec = &connRecord{pid: pid, at: time.Now()}
-			t.mu.Lock()
-			t.conns = append(t.conns, rec)
-			t.mu.Unlock()
+		ferr := c.failure(err)
+		first := rec == nil
+		if first {
+			t.newConn(ferr)
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			t.mu.Lock()
+			if first {
+				rec = &connRecord{pid: pid, at: time.Now()}
+				t.conns = append(t.conns, rec)
+			}
 			rec.requests++
 			t.mu.Unlock()
-			continue
-		}
-		var h3 *http3.Error
-		switch {
-		case errors.As(err, &h3) && h3.ErrorCode == http3.ErrCodeRequestRejected:
-			// The server refused the request unprocessed, as a
-			// graceful shutdown may: HTTP/3 clients retry it.
-			t.mu.Lock()
-			t.rejected++
-			t.mu.Unlock()
+		case ferr == nil:
+			t.retried(err)
 			finish(clean, nil)
-		case c.closedByGoaway(time.Second):
-			t.mu.Lock()
-			t.goaway++
-			t.mu.Unlock()
-			finish(clean, nil)
+			again = true
 		default:
 			finish(broken, err)
 		}
+	}
+}
+
+// failure returns err unless it is the end of a request that HTTP/3 says
+// to send again: refused unprocessed by a server shutting down gracefully
+// (H3_REQUEST_REJECTED), or held back by the client because the server's
+// GOAWAY had just arrived, after which the client closes the connection.
+func (c *h3conn) failure(err error) error {
+	var h3 *http3.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &h3) && h3.ErrorCode == http3.ErrCodeRequestRejected:
+		return nil
+	case c.closedByGoaway(time.Second):
+		return nil
+	}
+	return err
+}
+
+// retried counts a request failure that failure let through.
+func (t *tally) retried(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var h3 *http3.Error
+	if errors.As(err, &h3) {
+		t.rejected++
+	} else {
+		t.goaway++
 	}
 }
 
@@ -321,7 +339,20 @@ func shortClient(ctx context.Context, addr *net.UDPAddr, t *tally) {
 	for ctx.Err() == nil {
 		c, err := dial(ctx, addr)
 		if err == nil {
-			_, err = c.get(ctx, url)
+			var pid int
+			pid, err = c.get(ctx, url)
+			switch {
+			case err == nil:
+				t.mu.Lock()
+				if t.newBy == nil {
+					t.newBy = make(map[int]int)
+				}
+				t.newBy[pid]++
+				t.mu.Unlock()
+			case c.failure(err) == nil:
+				t.retried(err)
+				err = nil // the connection was fine; the request goes again on the next
+			}
 			c.close()
 		}
 		if ctx.Err() != nil {

@@ -40,8 +40,8 @@ func TestSteerJoin(t *testing.T) {
 	}
 	r := runChange(t, joins, true)
 	r.wantLossless(t)
-	if r.sum.connsBy[r.changed] == 0 {
-		t.Errorf("the copy that joined (pid %d) got no connection", r.changed)
+	if r.tally.newBy[r.changed] == 0 {
+		t.Errorf("the copy that joined (pid %d) got no new connection: %v", r.changed, r.tally.newBy)
 	}
 }
 
@@ -66,8 +66,8 @@ func TestSteerRestart(t *testing.T) {
 	r := runChange(t, restarts, true)
 	r.wantLossless(t)
 	r.wantDrained(t)
-	if r.sum.connsBy[r.successor] == 0 {
-		t.Errorf("the successor (pid %d) got no connection", r.successor)
+	if r.tally.newBy[r.successor] == 0 {
+		t.Errorf("the successor (pid %d) got no new connection: %v", r.successor, r.tally.newBy)
 	}
 }
 
@@ -117,7 +117,6 @@ type result struct {
 	// The other copies' connections established before the change, and
 	// how many of them broke.
 	othersAtChange, othersBroken int
-	log                          string
 }
 
 // wantLossless fails unless no connection broke and no new one failed.
@@ -128,9 +127,6 @@ func (r *result) wantLossless(t *testing.T) {
 	}
 	if n := len(r.tally.newFails); n != 0 {
 		t.Errorf("%d of %d new connections failed: %s", n, r.tally.newConns, summarize(r.tally.newFails))
-	}
-	if t.Failed() {
-		t.Logf("servers' log:\n%s", r.log)
 	}
 }
 
@@ -169,6 +165,11 @@ func runChange(t *testing.T, what change, steer bool) *result {
 	pc.Close()
 
 	f := newFleet(t, addr.String(), steer)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("servers' log:\n%s", f.log)
+		}
+	})
 	handoff := what == restarts
 	procs := make([]*copyProc, copies)
 	for w := range procs {
@@ -242,11 +243,10 @@ func runChange(t *testing.T, what change, steer bool) *result {
 		}
 	}
 	tl.mu.Unlock()
-	r.log = f.log.String()
-	t.Logf("steer=%v, %s: %d requests answered on %d connections; other copies' connections broken: %d of %d; the changed copy (pid %d): %d connections, %d closed after GOAWAY, %d broken; all broken: %d (%s); new connections: %d, failed %d (%s); requests retried after GOAWAY: %d not sent, %d rejected",
+	t.Logf("steer=%v, %s: %d requests answered on %d connections; other copies' connections broken: %d of %d; the changed copy (pid %d): %d connections, %d closed after GOAWAY, %d broken; all broken: %d (%s); new connections: %d, failed %d (%s), per pid %v; requests retried after GOAWAY: %d not sent, %d rejected",
 		steer, what, r.sum.requests, r.sum.conns, r.othersBroken, r.othersAtChange,
 		r.changed, r.sum.connsBy[r.changed], r.sum.cleanBy[r.changed], r.sum.brokenBy[r.changed],
-		r.sum.broken, sortedReasons(r.sum.reasons), tl.newConns, len(tl.newFails), summarize(tl.newFails), tl.goaway, tl.rejected)
+		r.sum.broken, sortedReasons(r.sum.reasons), tl.newConns, len(tl.newFails), summarize(tl.newFails), tl.newBy, tl.goaway, tl.rejected)
 	return r
 }
 
