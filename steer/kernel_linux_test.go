@@ -170,7 +170,7 @@ func TestProberIgnoresSpoofedReplies(t *testing.T) {
 	if err := p.round(target.LocalAddr().(*net.UDPAddr), 2, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint32]answer{0: {genuine, Accepting}}
+	want := map[uint32]answer{0: {genuine, Accepting, DefaultCIDLen}}
 	if len(p.answers) != 1 || p.answers[0] != want[0] {
 		t.Errorf("the prober took %v; want only %v", p.answers, want)
 	}
