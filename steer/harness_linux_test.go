@@ -79,11 +79,17 @@ func (s *server) bind() *net.UDPConn {
 // join binds socket i and, when steered, joins it to the group.
 func (s *server) join(i int) {
 	s.t.Helper()
+	s.joinGroup(i, s.g)
+}
+
+// joinGroup binds socket i and, unless g is nil, joins it to g.
+func (s *server) joinGroup(i int, g *steer.Group) {
+	s.t.Helper()
 	conn := s.bind()
 	var m *steer.Member
-	if s.g != nil {
+	if g != nil {
 		var err error
-		if m, err = s.g.Join(conn); err != nil {
+		if m, err = g.Join(conn); err != nil {
 			s.t.Fatalf("joining socket %d: %v", i, err)
 		}
 	}
@@ -128,6 +134,14 @@ func (s *server) read(i int, conn *net.UDPConn, m *steer.Member) *sock {
 		}
 	})
 	return so
+}
+
+// crash closes socket i without Leave, as the death of its process does.
+func (s *server) crash(i int) {
+	so := s.socks[i]
+	so.conn.Close()
+	<-so.stopped
+	delete(s.socks, i)
 }
 
 // leave takes socket i out of the group: Leave, then close.

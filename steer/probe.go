@@ -55,8 +55,9 @@ func probeTarget(addr *net.UDPAddr) (string, *net.UDPAddr) {
 
 // answer is what probing learned about one slot from one prober.
 type answer struct {
-	id    uint32
-	state State
+	id     uint32
+	state  State
+	cidLen int
 }
 
 type prober struct {
@@ -130,6 +131,10 @@ func (g *Group) probe() (Table, bool, error) {
 			case !ok:
 			case t[k].State == Silent:
 				t[k] = Slot{ID: a.id, State: a.state}
+				if a.cidLen != g.cidLen && !g.cidLenReported {
+					g.cidLenReported = true
+					g.logf("steer: member %08x of the group on %v issues %d-byte connection IDs, this process %d; the long-header packets of its connections are not steered", a.id, g.addr, a.cidLen, g.cidLen)
+				}
 			case t[k].ID != a.id:
 				steered = false
 			}
@@ -203,7 +208,7 @@ func (p *prober) round(dst *net.UDPAddr, limit uint32, wait time.Duration) error
 			continue // not an answer to this prober
 		}
 		if _, dup := p.answers[r.slot]; !dup {
-			p.answers[r.slot] = answer{r.id, r.state}
+			p.answers[r.slot] = answer{r.id, r.state, r.cidLen}
 			pending--
 		}
 	}

@@ -1,6 +1,7 @@
 package steer
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -50,9 +51,11 @@ type Group struct {
 	members []*Member // in the order they joined
 	table   Table
 	silent  int // silent slots in table, to log only changes
-	closed  bool
-	stop    chan struct{} // closes to stop the reconciler
-	done    chan struct{} // closed when the reconciler has returned
+
+	cidLenReported bool // a member with another CIDLen was logged
+	closed         bool
+	stop           chan struct{} // closes to stop the reconciler
+	done           chan struct{} // closed when the reconciler has returned
 }
 
 // NewGroup returns an empty Group.
@@ -79,9 +82,10 @@ type Member struct {
 // example by reuseport.ListenPacket) to the address of the group's other
 // members, and nothing may read it yet: while Join reconciles the group it
 // answers the probes that reach conn itself, and it stops at the first
-// packet that is not one, leaving it queued. Join gives the member a
-// random id, adds it to the accepting set and attaches the group's new
-// program.
+// packet that is not one, leaving it queued. The read loops of the
+// Group's earlier members must already run, so that they answer too.
+// Join gives the member a random id, adds it to the accepting set and
+// attaches the group's new program.
 //
 // On an OS other than Linux, Join returns an error that wraps
 // [errors.ErrUnsupported].
@@ -221,8 +225,7 @@ func (g *Group) startReconcilerLocked() {
 // disagree it attaches the empty table first, which steers probes and
 // hashes everything else, as the kernel does without a program.
 func (g *Group) reconcileLocked() error {
-	via := g.attacher()
-	if via == nil {
+	if g.attacher() == nil {
 		return nil
 	}
 	var attached Table
@@ -234,7 +237,7 @@ func (g *Group) reconcileLocked() error {
 		}
 		if !steered && !bootstrapped {
 			bootstrapped = true
-			if err := sys.attach(via.conn, nil, g.cidLen); err != nil {
+			if err := g.attach(nil); err != nil {
 				return err
 			}
 			continue
@@ -244,12 +247,30 @@ func (g *Group) reconcileLocked() error {
 			g.setTable(t)
 			return nil
 		}
-		if err := sys.attach(via.conn, t, g.cidLen); err != nil {
+		if err := g.attach(t); err != nil {
 			return err
 		}
 		attached = t
 	}
 	return fmt.Errorf("steer: the group on %v kept changing for %d probes", g.addr, reconcileAttempts)
+}
+
+// attach attaches the program for t through one of the Group's members. A
+// member whose socket was closed without Leave is dropped.
+func (g *Group) attach(t Table) error {
+	for {
+		via := g.attacher()
+		if via == nil {
+			return nil
+		}
+		err := sys.attach(via.conn, t, g.cidLen)
+		if !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		g.logf("steer: the socket of member %08x closed without Leave; dropping it", via.id)
+		via.left.Store(true)
+		g.members = slices.DeleteFunc(g.members, func(o *Member) bool { return o == via })
+	}
 }
 
 // attacher returns a member whose socket is in the group, through which a

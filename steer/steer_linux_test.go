@@ -115,6 +115,36 @@ func TestConnectionsStayWhenTheGroupChanges(t *testing.T) {
 	}
 }
 
+// TestCrashHealsOnReconcile checks that when a member dies without Leave
+// (here the only member of another Group, as of another process), the
+// kernel moves the last socket into its slot, the program goes stale, and
+// the next reconcile of the survivors heals it.
+func TestCrashHealsOnReconcile(t *testing.T) {
+	s := newServer(t, 0, true)
+	other := steer.NewGroup(steer.Config{ReconcileInterval: -1})
+	s.joinGroup(0, other)
+	s.join(1)
+	s.join(2)
+	cs := s.connect(flows)
+	requireSpread(t, s.ownerCounts(cs), 3, true)
+	s.crash(0)
+	survivors := func(o int) bool { return o != 0 }
+	moved, of := s.use(cs, survivors)
+	t.Logf("after socket 0 crashed: %d of %d packets of the survivors' connections reached another socket", moved, of)
+	if moved == 0 {
+		t.Errorf("no packet moved after the crash; the test cannot see a stale program")
+	}
+	if err := s.g.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if moved, of := s.use(cs, survivors); moved != 0 {
+		t.Errorf("after the reconcile, %d of %d packets reached another socket; want 0", moved, of)
+	}
+	if tab := s.g.Table(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine {
+		t.Errorf("table after the reconcile: %v; want the two survivors", tab)
+	}
+}
+
 // TestSocketOutsideTheGroup checks that a socket bound to the port that
 // does not take part (it never answers probes) is reported, gets no new
 // connections, and does not disturb the members' steering.
