@@ -16,19 +16,24 @@ import (
 // BenchmarkSockets measures requests a second (one QUIC stream each, on 64
 // long-lived connections) served by one socket, and by one socket per CPU
 // in one process, each with its own quic-go transport, steered by
-// connection ID. The clients run in the same process, so on a small
-// machine they take much of the CPU the servers would use.
+// connection ID; and, for comparison, the same sockets left to the
+// kernel's hash (steer=false), which serves as well while no socket joins
+// or leaves. The clients run in the same process, so on a small machine
+// they take much of the CPU the servers would use.
 func BenchmarkSockets(b *testing.B) {
 	counts := []int{1}
 	if n := runtime.NumCPU(); n > 1 {
 		counts = append(counts, n)
 	}
 	for _, n := range counts {
-		b.Run("sockets="+strconv.Itoa(n), func(b *testing.B) { benchSockets(b, n) })
+		for _, steered := range []bool{true, false} {
+			name := "sockets=" + strconv.Itoa(n) + ",steer=" + strconv.FormatBool(steered)
+			b.Run(name, func(b *testing.B) { benchSockets(b, n, steered) })
+		}
 	}
 }
 
-func benchSockets(b *testing.B, n int) {
+func benchSockets(b *testing.B, n int, steered bool) {
 	serverTLS, clientTLS := tlsPair(b)
 	lc := reuseport.ListenConfig{}
 	pcs, err := lc.ListenPacketGroup(context.Background(), "udp", "127.0.0.1:0", n)
@@ -37,9 +42,13 @@ func benchSockets(b *testing.B, n int) {
 	}
 	g := steer.NewGroup(steer.Config{})
 	b.Cleanup(func() { g.Close() })
-	for i, pc := range pcs {
-		conn := pc.(*net.UDPConn)
-		serveShard(b, i, conn, join(b, g, conn), serverTLS)
+	for _, i := range joinOrder(n) {
+		conn := pcs[i].(*net.UDPConn)
+		var m *steer.Member
+		if steered {
+			m = join(b, g, conn)
+		}
+		serveShard(b, i, conn, m, serverTLS)
 	}
 	const conns = 64
 	clients := make([]*client, conns)

@@ -84,17 +84,18 @@ func runShards(t *testing.T, steered bool) shardsResult {
 		g = steer.NewGroup(steer.Config{Logf: t.Logf})
 		t.Cleanup(func() { g.Close() })
 	}
-	var shards []*shard
-	add := func(pc net.PacketConn) {
+	shards := make([]*shard, len(pcs))
+	add := func(i int, pc net.PacketConn) {
 		conn := pc.(*net.UDPConn)
 		var m *steer.Member
 		if g != nil {
 			m = join(t, g, conn)
 		}
-		shards = append(shards, serveShard(t, len(shards), conn, m, serverTLS))
+		shards[i] = serveShard(t, i, conn, m, serverTLS)
 	}
-	for _, pc := range pcs {
-		add(pc)
+	// Join the last socket bound first (see joinOrder).
+	for _, i := range joinOrder(len(pcs)) {
+		add(i, pcs[i])
 	}
 
 	clients := make([]*client, clientConns)
@@ -152,7 +153,8 @@ func runShards(t *testing.T, steered bool) shardsResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	add(pc)
+	shards = append(shards, nil)
+	add(len(shards)-1, pc)
 	phase()
 	// New connections, which must reach the new socket too.
 	for i := range clientConns {
