@@ -93,15 +93,6 @@ func (t *tally) summary() summary {
 	return s
 }
 
-// of sums the figures of the copies in pids.
-func of(m map[int]int, pids ...int) int {
-	n := 0
-	for _, p := range pids {
-		n += m[p]
-	}
-	return n
-}
-
 // except sums the figures of every copy not in pids.
 func except(m map[int]int, pids ...int) int {
 	n := 0
