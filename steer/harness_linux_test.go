@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ type sock struct {
 	m       *steer.Member // nil when not steered or not taking part
 	stopped chan struct{}
 	probes  chan struct{} // a control packet reached a socket that does not take part
+	mute    atomic.Bool   // drop probes instead of answering them
 }
 
 type arrival struct{ sock, client int }
@@ -116,7 +118,7 @@ func (s *server) read(i int, conn *net.UDPConn, m *steer.Member) *sock {
 				}
 				return
 			}
-			if m != nil && m.HandleControl(buf[:n], from, conn.WriteTo) {
+			if m != nil && !so.mute.Load() && m.HandleControl(buf[:n], from, conn.WriteTo) {
 				continue
 			}
 			if steer.IsControl(buf[:n]) {

@@ -63,7 +63,7 @@ func program(t Table, cidLen int) ([]unix.SockFilter, error) {
 	// The id selects the member's slot.
 	a.label("match")
 	for i, s := range t {
-		if s.State == Silent {
+		if s.ID == 0 {
 			continue
 		}
 		a.jump(unix.BPF_JEQ, s.ID, "", fmt.Sprint("nomatch", i))

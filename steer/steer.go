@@ -243,6 +243,7 @@ func (g *Group) reconcileLocked() error {
 			continue
 		}
 		g.markOwn(t)
+		g.keepSilentIDs(t)
 		if attached != nil && t.equal(attached) {
 			g.setTable(t)
 			return nil
@@ -284,6 +285,19 @@ func (g *Group) attacher() *Member {
 	return nil
 }
 
+// keepSilentIDs keeps, in a slot that did not answer this time, the id the
+// last table had there, unless that id answered elsewhere: a member that
+// is only slow to answer (a long pause, lost probes) keeps its connections,
+// though it gets no new ones. If its socket is in fact gone, its id
+// reaches no other member anyway.
+func (g *Group) keepSilentIDs(t Table) {
+	for k := range min(len(t), len(g.table)) {
+		if old := g.table[k].ID; t[k].State == Silent && old != 0 && t.slotOf(old) < 0 {
+			t[k].ID = old
+		}
+	}
+}
+
 // markOwn marks this Group's members in t, with their states as known here.
 func (g *Group) markOwn(t Table) {
 	for _, m := range g.members {
@@ -302,7 +316,9 @@ func (g *Group) setTable(t Table) {
 			silent++
 		}
 	}
-	if silent != g.silent {
+	if silent != g.silent && silent == 0 {
+		g.logf("steer: every socket of the group on %v answers probes: %v", g.addr, t)
+	} else if silent != g.silent {
 		g.logf("steer: %d of the %d sockets of the group on %v do not answer probes; they get no new connections: %v", silent, len(t), g.addr, t)
 		g.silent = silent
 	}

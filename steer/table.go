@@ -34,7 +34,10 @@ func (s State) String() string {
 
 // A Slot is one socket of the group's socket array, as probing found it.
 type Slot struct {
-	ID    uint32 // the member's id; 0 when Silent
+	// ID is the member's id. A Silent slot keeps the id it had at the
+	// last reconcile, if any, so that a member slow to answer probes
+	// keeps its connections; otherwise it is 0.
+	ID    uint32
 	State State
 	Mine  bool // the member belongs to this Group
 }
@@ -50,7 +53,7 @@ func (t Table) String() string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		if s.State == Silent {
+		if s.State == Silent && s.ID == 0 {
 			b.WriteString("silent")
 			continue
 		}
@@ -66,7 +69,7 @@ func (t Table) String() string {
 // slotOf returns the index of the member id, or -1.
 func (t Table) slotOf(id uint32) int {
 	for i, s := range t {
-		if s.State != Silent && s.ID == id {
+		if s.ID != 0 && s.ID == id {
 			return i
 		}
 	}
