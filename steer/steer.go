@@ -110,7 +110,10 @@ func (g *Group) Join(conn *net.UDPConn) (*Member, error) {
 	case len(g.members) >= MaxMembers:
 		return nil, fmt.Errorf("steer: a group has at most %d members", MaxMembers)
 	}
-	g.addr = laddr
+	if g.addr == nil {
+		// Set once: the members' read loops read it without the lock.
+		g.addr = laddr
+	}
 	m := &Member{g: g, conn: conn}
 	m.id = randomID(func(id uint32) bool {
 		return slices.ContainsFunc(g.members, func(o *Member) bool { return o.id == id })
@@ -338,9 +341,10 @@ func (g *Group) leaveLocked(ms []*Member) error {
 		}
 	}
 	if known {
-		// Any socket still open will do: the program belongs to the
-		// group and stays when the socket that attached it closes.
-		err = sys.attach(ms[0].conn, t, g.cidLen)
+		// Any socket still open will do, the leaving ones too: the
+		// program belongs to the group and stays when the socket that
+		// attached it closes.
+		err = g.attach(t)
 	}
 	for _, m := range ms {
 		m.state.Store(uint32(Draining))
