@@ -87,8 +87,9 @@ type Member struct {
 // Join gives the member a random id, adds it to the accepting set and
 // attaches the group's new program.
 //
-// On an OS other than Linux, Join returns an error that wraps
-// [errors.ErrUnsupported].
+// On an OS other than Linux, and where the kernel (before 4.5) or an
+// emulator (qemu-user) cannot attach the program, Join returns an error
+// that wraps [errors.ErrUnsupported].
 func (g *Group) Join(conn *net.UDPConn) (*Member, error) {
 	if err := sys.supported(); err != nil {
 		return nil, err
