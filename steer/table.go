@@ -20,6 +20,7 @@ const (
 	Draining
 )
 
+// String returns "silent", "accepting" or "draining".
 func (s State) String() string {
 	switch s {
 	case Silent:
@@ -46,6 +47,8 @@ type Slot struct {
 // steers a packet to a socket by its index here.
 type Table []Slot
 
+// String lists the slots in order as id:state, with * after this Group's
+// own members, for logs.
 func (t Table) String() string {
 	var b strings.Builder
 	b.WriteByte('[')
