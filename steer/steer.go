@@ -247,7 +247,11 @@ func (g *Group) reconcileLocked() error {
 			continue
 		}
 		g.markOwn(t)
-		g.keepSilentIDs(t)
+		if attached != nil {
+			keepSilentIDs(t, attached)
+		} else {
+			keepSilentIDs(t, g.table)
+		}
 		if attached != nil && t.equal(attached) {
 			g.setTable(t)
 			return nil
@@ -289,14 +293,15 @@ func (g *Group) attacher() *Member {
 	return nil
 }
 
-// keepSilentIDs keeps, in a slot that did not answer this time, the id the
-// last table had there, unless that id answered elsewhere: a member that
-// is only slow to answer (a long pause, lost probes) keeps its connections,
-// though it gets no new ones. If its socket is in fact gone, its id
-// reaches no other member anyway.
-func (g *Group) keepSilentIDs(t Table) {
-	for k := range min(len(t), len(g.table)) {
-		if old := g.table[k].ID; t[k].State == Silent && old != 0 && t.slotOf(old) < 0 {
+// keepSilentIDs keeps, in a slot of t that did not answer, the id that
+// the table before had there, unless that id answered elsewhere: a member
+// that is only slow to answer (a long pause, lost probes, or a joining
+// member whose first client packet stopped Join answering for it) keeps
+// its connections, though it gets no new ones. If its socket is in fact
+// gone, its id reaches no other member anyway.
+func keepSilentIDs(t, before Table) {
+	for k := range min(len(t), len(before)) {
+		if old := before[k].ID; t[k].State == Silent && old != 0 && t.slotOf(old) < 0 {
 			t[k].ID = old
 		}
 	}

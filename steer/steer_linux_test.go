@@ -1,11 +1,13 @@
 package steer_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/steer"
@@ -145,6 +147,44 @@ func TestCrashHealsOnReconcile(t *testing.T) {
 	}
 	if tab := s.g.Table(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine {
 		t.Errorf("table after the reconcile: %v; want the two survivors", tab)
+	}
+}
+
+// TestJoinLeavesPacketsQueued checks that Join, which answers the probes
+// that reach its socket before the caller reads it, stops at the first
+// packet that is not a probe and leaves it for the caller; the member is
+// then mapped by the next reconcile.
+func TestJoinLeavesPacketsQueued(t *testing.T) {
+	s := newServer(t, 0, true)
+	conn := s.bind()
+	c, err := net.DialUDP("udp4", nil, s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const client = 7
+	if _, err := c.Write(binary.BigEndian.AppendUint32(initial(make([]byte, 8)), client)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.g.Join(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table after Join: %v", s.g.Table())
+	s.read(0, conn, m)
+	select {
+	case a := <-s.arrivals:
+		if a.client != client {
+			t.Errorf("got a datagram of client %d, want %d", a.client, client)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the datagram queued before Join never reached the reader")
+	}
+	if err := s.g.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if tab := s.g.Table(); len(tab) != 1 || tab[0].ID != m.ID() || tab[0].State != steer.Accepting {
+		t.Errorf("table after a reconcile: %v; want the member, accepting", tab)
 	}
 }
 
