@@ -103,14 +103,3 @@ func (t Table) afterClose(i int) Table {
 	u[i] = u[last]
 	return u[:last]
 }
-
-// accepting returns the slots that take new connections, in order.
-func (t Table) accepting() []int {
-	var a []int
-	for i, s := range t {
-		if s.State == Accepting {
-			a = append(a, i)
-		}
-	}
-	return a
-}
