@@ -75,6 +75,7 @@
 // 4096 instructions). Every process of a group must use the same
 // [Config.CIDLen].
 //
-// Only Linux can do this; elsewhere [Group.Join] and [Group.Reconcile]
-// return an error that wraps [errors.ErrUnsupported].
+// Only Linux (4.5 and later) can do this; elsewhere, and under emulators
+// that do not pass the socket option on (qemu-user), [Group.Join] and
+// [Group.Reconcile] return an error that wraps [errors.ErrUnsupported].
 package steer

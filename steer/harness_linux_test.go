@@ -7,10 +7,12 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/emu"
 	"github.com/b93f8b21/reuseport/steer"
 )
 
@@ -36,12 +38,16 @@ type sock struct {
 	m       *steer.Member // nil when not steered or not taking part
 	stopped chan struct{}
 	probes  chan struct{} // a control packet reached a socket that does not take part
+	mute    atomic.Bool   // drop probes instead of answering them
 }
 
 type arrival struct{ sock, client int }
 
 func newServer(t *testing.T, n int, steered bool) *server {
 	t.Helper()
+	if steered {
+		requireSteering(t)
+	}
 	s := &server{t: t, socks: map[int]*sock{}, arrivals: make(chan arrival, 4*flows)}
 	if steered {
 		s.g = steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: t.Logf})
@@ -59,6 +65,27 @@ func newServer(t *testing.T, n int, steered bool) *server {
 		s.join(i)
 	}
 	return s
+}
+
+// requireSteering skips a test under user-mode emulation (qemu-user, as CI
+// runs other CPUs) when the emulator does not pass SO_ATTACH_REUSEPORT_CBPF
+// on; anywhere else the test runs and fails if the kernel refuses.
+func requireSteering(t *testing.T) {
+	t.Helper()
+	arch, emulated := emu.Detect()
+	if !emulated {
+		return
+	}
+	pc, err := reuseport.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	g := steer.NewGroup(steer.Config{ReconcileInterval: -1})
+	if _, err := g.Join(pc.(*net.UDPConn)); errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("emulated on %s: %v", arch, err)
+	}
+	g.Close()
 }
 
 // bind binds one more socket to the group's port (a new one for the first).
@@ -116,7 +143,7 @@ func (s *server) read(i int, conn *net.UDPConn, m *steer.Member) *sock {
 				}
 				return
 			}
-			if m != nil && m.HandleControl(buf[:n], from, conn.WriteTo) {
+			if m != nil && !so.mute.Load() && m.HandleControl(buf[:n], from, conn.WriteTo) {
 				continue
 			}
 			if steer.IsControl(buf[:n]) {

@@ -8,8 +8,25 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/emu"
 	"golang.org/x/sys/unix"
 )
+
+// requireSteering skips a test under user-mode emulation (qemu-user, as CI
+// runs other CPUs) when the emulator does not pass SO_ATTACH_REUSEPORT_CBPF
+// on; anywhere else the test runs and fails if the kernel refuses.
+func requireSteering(t *testing.T) {
+	t.Helper()
+	arch, emulated := emu.Detect()
+	if !emulated {
+		return
+	}
+	cs := bpfGroup(t, 1)
+	err := attachProgram(cs[0], []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}})
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("emulated on %s: %v", arch, err)
+	}
+}
 
 // bpfGroup binds n UDP sockets to one loopback port, in order.
 func bpfGroup(t *testing.T, n int) []*net.UDPConn {
@@ -62,6 +79,7 @@ func landings(t *testing.T, cs []*net.UDPConn, flows int, payload []byte) []int 
 // for an index past the end, and picks index 0 when it loads past the end
 // of the packet, which is why the program checks lengths first.
 func TestKernelFacts(t *testing.T) {
+	requireSteering(t)
 	const flows = 60
 	ld := func(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
 	retA := ld(unix.BPF_RET|unix.BPF_A, 0)
@@ -109,6 +127,7 @@ func TestKernelFacts(t *testing.T) {
 // TestProgramLimits checks that the largest table fits in a program the
 // kernel takes, and that a larger one is refused with an error.
 func TestProgramLimits(t *testing.T) {
+	requireSteering(t)
 	big := make(Table, MaxMembers)
 	for i := range big {
 		big[i] = Slot{ID: uint32(i + 1), State: Accepting}

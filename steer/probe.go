@@ -98,16 +98,11 @@ func (g *Group) probe() (Table, bool, error) {
 			return nil, false, err
 		}
 		end = groupEnd(ps)
-		if end < 0 {
-			if answeredBelow(ps, int(limit)) && limit <= MaxMembers {
-				// Every slot answered with a new id: the group is larger.
-				limit = min(2*limit, MaxMembers+1)
-			} else {
-				wait *= 2
-			}
-			continue
-		}
-		if answeredBelow(ps, end) {
+		if end < 0 && limit <= MaxMembers {
+			// No probe past the end yet: the group is larger, or its
+			// probes were lost or reached sockets that do not answer.
+			limit = min(2*limit, MaxMembers+1)
+		} else if end >= 0 && answeredBelow(ps, end) {
 			break
 		}
 		wait *= 2

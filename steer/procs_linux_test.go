@@ -256,6 +256,7 @@ func TestMembersInOtherProcesses(t *testing.T) {
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "needs root to run member processes as uid %d (running as uid %d)", nobody, os.Geteuid())
 	}
+	requireSteering(t)
 	exe := binaryForNobody(t)
 	const interval = 300 * time.Millisecond
 	for _, reconcile := range []bool{true, false} {

@@ -1,10 +1,25 @@
 package steer
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"golang.org/x/sys/unix"
 )
+
+// magicWord is magic as the program loads it.
+var magicWord = binary.BigEndian.Uint32(magic[:])
+
+// accepting returns the slots that take new connections, in order.
+func (t Table) accepting() []int {
+	var a []int
+	for i, s := range t {
+		if s.State == Accepting {
+			a = append(a, i)
+		}
+	}
+	return a
+}
 
 // maxInstructions is the kernel's limit on a classic BPF program
 // (BPF_MAXINSNS).
@@ -63,7 +78,7 @@ func program(t Table, cidLen int) ([]unix.SockFilter, error) {
 	// The id selects the member's slot.
 	a.label("match")
 	for i, s := range t {
-		if s.State == Silent {
+		if s.ID == 0 {
 			continue
 		}
 		a.jump(unix.BPF_JEQ, s.ID, "", fmt.Sprint("nomatch", i))

@@ -87,8 +87,9 @@ type Member struct {
 // Join gives the member a random id, adds it to the accepting set and
 // attaches the group's new program.
 //
-// On an OS other than Linux, Join returns an error that wraps
-// [errors.ErrUnsupported].
+// On an OS other than Linux, and where the kernel (before 4.5) or an
+// emulator (qemu-user) cannot attach the program, Join returns an error
+// that wraps [errors.ErrUnsupported].
 func (g *Group) Join(conn *net.UDPConn) (*Member, error) {
 	if err := sys.supported(); err != nil {
 		return nil, err
@@ -110,7 +111,10 @@ func (g *Group) Join(conn *net.UDPConn) (*Member, error) {
 	case len(g.members) >= MaxMembers:
 		return nil, fmt.Errorf("steer: a group has at most %d members", MaxMembers)
 	}
-	g.addr = laddr
+	if g.addr == nil {
+		// Set once: the members' read loops read it without the lock.
+		g.addr = laddr
+	}
 	m := &Member{g: g, conn: conn}
 	m.id = randomID(func(id uint32) bool {
 		return slices.ContainsFunc(g.members, func(o *Member) bool { return o.id == id })
@@ -243,6 +247,11 @@ func (g *Group) reconcileLocked() error {
 			continue
 		}
 		g.markOwn(t)
+		if attached != nil {
+			keepSilentIDs(t, attached)
+		} else {
+			keepSilentIDs(t, g.table)
+		}
 		if attached != nil && t.equal(attached) {
 			g.setTable(t)
 			return nil
@@ -284,6 +293,20 @@ func (g *Group) attacher() *Member {
 	return nil
 }
 
+// keepSilentIDs keeps, in a slot of t that did not answer, the id that
+// the table before had there, unless that id answered elsewhere: a member
+// that is only slow to answer (a long pause, lost probes, or a joining
+// member whose first client packet stopped Join answering for it) keeps
+// its connections, though it gets no new ones. If its socket is in fact
+// gone, its id reaches no other member anyway.
+func keepSilentIDs(t, before Table) {
+	for k := range min(len(t), len(before)) {
+		if old := before[k].ID; t[k].State == Silent && old != 0 && t.slotOf(old) < 0 {
+			t[k].ID = old
+		}
+	}
+}
+
 // markOwn marks this Group's members in t, with their states as known here.
 func (g *Group) markOwn(t Table) {
 	for _, m := range g.members {
@@ -302,7 +325,9 @@ func (g *Group) setTable(t Table) {
 			silent++
 		}
 	}
-	if silent != g.silent {
+	if silent != g.silent && silent == 0 {
+		g.logf("steer: every socket of the group on %v answers probes: %v", g.addr, t)
+	} else if silent != g.silent {
 		g.logf("steer: %d of the %d sockets of the group on %v do not answer probes; they get no new connections: %v", silent, len(t), g.addr, t)
 		g.silent = silent
 	}
@@ -322,9 +347,10 @@ func (g *Group) leaveLocked(ms []*Member) error {
 		}
 	}
 	if known {
-		// Any socket still open will do: the program belongs to the
-		// group and stays when the socket that attached it closes.
-		err = sys.attach(ms[0].conn, t, g.cidLen)
+		// Any socket still open will do, the leaving ones too: the
+		// program belongs to the group and stays when the socket that
+		// attached it closes.
+		err = g.attach(t)
 	}
 	for _, m := range ms {
 		m.state.Store(uint32(Draining))

@@ -2,6 +2,7 @@ package steer
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"time"
@@ -37,6 +38,12 @@ func attachProgram(conn *net.UDPConn, prog []unix.SockFilter) error {
 	})
 	if err != nil {
 		return err
+	}
+	if errors.Is(serr, unix.ENOPROTOOPT) {
+		// Linux before 4.5, or an emulator that does not pass the
+		// option on (qemu-user does not).
+		return fmt.Errorf("steer: cannot attach a program to a reuseport group here (%w): %w",
+			os.NewSyscallError("setsockopt SO_ATTACH_REUSEPORT_CBPF", serr), errors.ErrUnsupported)
 	}
 	return os.NewSyscallError("setsockopt SO_ATTACH_REUSEPORT_CBPF", serr)
 }

@@ -1,12 +1,17 @@
 package steer_test
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/steer"
+	"golang.org/x/sys/unix"
 )
 
 // TestConnectionsStayWhenTheGroupChanges checks that, with steering, every
@@ -142,6 +147,165 @@ func TestCrashHealsOnReconcile(t *testing.T) {
 	}
 	if tab := s.g.Table(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine {
 		t.Errorf("table after the reconcile: %v; want the two survivors", tab)
+	}
+}
+
+// TestJoinLeavesPacketsQueued checks that Join, which answers the probes
+// that reach its socket before the caller reads it, stops at the first
+// packet that is not a probe and leaves it for the caller; the member is
+// then mapped by the next reconcile.
+func TestJoinLeavesPacketsQueued(t *testing.T) {
+	s := newServer(t, 0, true)
+	conn := s.bind()
+	c, err := net.DialUDP("udp4", nil, s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const client = 7
+	if _, err := c.Write(binary.BigEndian.AppendUint32(initial(make([]byte, 8)), client)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.g.Join(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table after Join: %v", s.g.Table())
+	s.read(0, conn, m)
+	select {
+	case a := <-s.arrivals:
+		if a.client != client {
+			t.Errorf("got a datagram of client %d, want %d", a.client, client)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the datagram queued before Join never reached the reader")
+	}
+	if err := s.g.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if tab := s.g.Table(); len(tab) != 1 || tab[0].ID != m.ID() || tab[0].State != steer.Accepting {
+		t.Errorf("table after a reconcile: %v; want the member, accepting", tab)
+	}
+}
+
+// TestSlowMemberKeepsItsConnections checks that a member that stops
+// answering probes for a while (a long pause) keeps its connections but
+// gets no new ones, and is back in the accepting set once it answers.
+func TestSlowMemberKeepsItsConnections(t *testing.T) {
+	s := newServer(t, 3, true)
+	cs := s.connect(flows)
+	s.socks[1].mute.Store(true)
+	if err := s.g.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if tab := s.g.Table(); tab[1].State != steer.Silent || tab[1].ID != s.socks[1].m.ID() {
+		t.Errorf("table with member 1 silent: %v; want its slot silent with its id kept", tab)
+	}
+	if moved, of := s.use(cs, nil); moved != 0 {
+		t.Errorf("with member 1 silent, %d of %d packets reached another socket; want 0", moved, of)
+	}
+	if landed := counts(s.firstFlights(flows)); landed[1] != 0 {
+		t.Errorf("%d first flights reached the silent member", landed[1])
+	}
+	s.socks[1].mute.Store(false)
+	if err := s.g.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if landed := counts(s.firstFlights(flows)); landed[1] == 0 {
+		t.Errorf("no first flight reached member 1 once it answered again: %v", landed)
+	}
+}
+
+// TestAddresses checks probing on each kind of address a group may be
+// bound to: loopback, a wildcard (probed on loopback) and IPv6.
+func TestAddresses(t *testing.T) {
+	for _, tc := range []struct{ network, addr string }{
+		{"udp4", "127.0.0.1:0"},
+		{"udp4", "0.0.0.0:0"},
+		{"udp6", "[::1]:0"},
+		{"udp", ":0"},
+	} {
+		t.Run(tc.network+" "+tc.addr, func(t *testing.T) {
+			requireSteering(t)
+			g := steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: t.Logf})
+			addr := tc.addr
+			for i := range 2 {
+				pc, err := reuseport.ListenPacket(tc.network, addr)
+				if err != nil {
+					if i == 0 && strings.Contains(tc.addr, "::") {
+						t.Skipf("no IPv6 here: %v", err)
+					}
+					t.Fatal(err)
+				}
+				conn := pc.(*net.UDPConn)
+				t.Cleanup(func() { conn.Close() })
+				addr = conn.LocalAddr().String()
+				m, err := g.Join(conn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					buf := make([]byte, 64)
+					for {
+						n, from, err := conn.ReadFrom(buf)
+						if err != nil {
+							return
+						}
+						m.HandleControl(buf[:n], from, conn.WriteTo)
+					}
+				}()
+			}
+			if tab := g.Table(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine || tab[0].State != steer.Accepting {
+				t.Errorf("table %v; want both members, accepting", tab)
+			}
+			if err := g.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestReconcileTakesOver checks that a reconcile finds the group and
+// steers it again after the group's program was replaced by another (here
+// one that sends every datagram to the last socket, probes included) or
+// detached (every probe goes by the kernel's hash).
+func TestReconcileTakesOver(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(fd int) error
+	}{
+		{"a foreign program", func(fd int) error {
+			prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 2}}
+			return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &unix.SockFprog{Len: 1, Filter: &prog[0]})
+		}},
+		{"no program", func(fd int) error {
+			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_REUSEPORT_BPF, 0)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t, 3, true)
+			cs := s.connect(flows)
+			rc, err := s.socks[0].conn.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = tc.set(int(fd)) }); err != nil || serr != nil {
+				t.Fatal(err, serr)
+			}
+			moved, of := s.use(cs, nil)
+			t.Logf("with %s, %d of %d packets reached another socket", tc.name, moved, of)
+			if moved == 0 {
+				t.Errorf("control: no packet moved with %s", tc.name)
+			}
+			if err := s.g.Reconcile(); err != nil {
+				t.Fatal(err)
+			}
+			if moved, of := s.use(cs, nil); moved != 0 {
+				t.Errorf("after the reconcile, %d of %d packets reached another socket; want 0", moved, of)
+			}
+			requireSpread(t, counts(s.firstFlights(flows)), 3, true)
+		})
 	}
 }
 

@@ -20,6 +20,7 @@ const (
 	Draining
 )
 
+// String returns "silent", "accepting" or "draining".
 func (s State) String() string {
 	switch s {
 	case Silent:
@@ -34,7 +35,10 @@ func (s State) String() string {
 
 // A Slot is one socket of the group's socket array, as probing found it.
 type Slot struct {
-	ID    uint32 // the member's id; 0 when Silent
+	// ID is the member's id. A Silent slot keeps the id it had at the
+	// last reconcile, if any, so that a member slow to answer probes
+	// keeps its connections; otherwise it is 0.
+	ID    uint32
 	State State
 	Mine  bool // the member belongs to this Group
 }
@@ -43,6 +47,8 @@ type Slot struct {
 // steers a packet to a socket by its index here.
 type Table []Slot
 
+// String lists the slots in order as id:state, with * after this Group's
+// own members, for logs.
 func (t Table) String() string {
 	var b strings.Builder
 	b.WriteByte('[')
@@ -50,7 +56,7 @@ func (t Table) String() string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		if s.State == Silent {
+		if s.State == Silent && s.ID == 0 {
 			b.WriteString("silent")
 			continue
 		}
@@ -66,7 +72,7 @@ func (t Table) String() string {
 // slotOf returns the index of the member id, or -1.
 func (t Table) slotOf(id uint32) int {
 	for i, s := range t {
-		if s.State != Silent && s.ID == id {
+		if s.ID != 0 && s.ID == id {
 			return i
 		}
 	}
@@ -96,15 +102,4 @@ func (t Table) afterClose(i int) Table {
 	last := len(u) - 1
 	u[i] = u[last]
 	return u[:last]
-}
-
-// accepting returns the slots that take new connections, in order.
-func (t Table) accepting() []int {
-	var a []int
-	for i, s := range t {
-		if s.State == Accepting {
-			a = append(a, i)
-		}
-	}
-	return a
 }

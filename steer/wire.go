@@ -64,9 +64,6 @@ const (
 
 var magic = [4]byte{0x00, 'R', 'P', 'S'}
 
-// magicWord is magic as the program loads it.
-var magicWord = binary.BigEndian.Uint32(magic[:])
-
 // IsControl reports whether b is a control packet of this package: a probe or
 // a reply that a member's read loop must pass to [Member.HandleControl]
 // rather than to its QUIC stack. It looks only at the first bytes, so it
