@@ -66,6 +66,7 @@ var sections = []section{
 	{"spread", "How connections are spread", (*runner).spreadSection, nil},
 	{"http", "HTTP throughput against nginx", (*runner).httpSection, []func() error{wrk.Available, nginx.Available}},
 	{"restarts", "Restarts under load", (*runner).restartSection, []func() error{needRoot, nginx.Available, wrk.Available}},
+	{"quic", "QUIC: copies joining, leaving and restarting", (*runner).quicSection, nil},
 }
 
 // childRoles are the helper processes this binary can be re-executed as.

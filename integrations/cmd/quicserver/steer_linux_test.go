@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"strings"
 	"sync"
@@ -247,7 +248,31 @@ func runChange(t *testing.T, what change, steer bool) *result {
 		steer, what, r.sum.requests, r.sum.conns, r.othersBroken, r.othersAtChange,
 		r.changed, r.sum.connsBy[r.changed], r.sum.cleanBy[r.changed], r.sum.brokenBy[r.changed],
 		r.sum.broken, sortedReasons(r.sum.reasons), tl.newConns, len(tl.newFails), summarize(tl.newFails), tl.newBy, tl.goaway, tl.rejected)
+	// For bench/cmd/benchall, which puts these in BENCHMARKS.md.
+	fig, _ := json.Marshal(figures{
+		Steer: steer, Change: string(what), Requests: r.sum.requests, Conns: r.sum.conns,
+		OthersAtChange: r.othersAtChange, OthersBroken: r.othersBroken,
+		ChangedConns: r.sum.connsBy[r.changed], ChangedClean: r.sum.cleanBy[r.changed], ChangedBroken: r.sum.brokenBy[r.changed],
+		NewConns: tl.newConns, NewFailed: len(tl.newFails), Retried: tl.goaway + tl.rejected,
+	})
+	t.Logf("figures: %s", fig)
 	return r
+}
+
+// figures is one run's counts, as the test logs them for benchall.
+type figures struct {
+	Steer          bool   `json:"steer"`
+	Change         string `json:"change"`
+	Requests       int    `json:"requests"`         // answered
+	Conns          int    `json:"conns"`            // long-lived connections established
+	OthersAtChange int    `json:"others_at_change"` // the other copies' connections when the change began
+	OthersBroken   int    `json:"others_broken"`    // of those, broken
+	ChangedConns   int    `json:"changed_conns"`    // the changed copy's connections
+	ChangedClean   int    `json:"changed_clean"`    // of those, closed after GOAWAY with every request answered
+	ChangedBroken  int    `json:"changed_broken"`
+	NewConns       int    `json:"new_conns"`  // connections opened
+	NewFailed      int    `json:"new_failed"` // of those, failed
+	Retried        int    `json:"retried"`    // requests sent again after a GOAWAY, as HTTP/3 says
 }
 
 // summarize counts a list of failures by message.
