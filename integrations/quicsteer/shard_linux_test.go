@@ -27,7 +27,7 @@ const alpn = "quicsteer-test"
 type shard struct {
 	index    int
 	accepted atomic.Int64 // connections
-	unknown  atomic.Int64 // packets dropped for a connection ID this transport does not know
+	unknown  atomic.Int64 // packets dropped for a connection this transport does not know
 }
 
 // serveShard serves the test protocol on conn through a transport of its
@@ -81,11 +81,20 @@ func answer(c *quic.Conn, b byte) {
 
 // dropCounter counts, among a transport's events, the packets dropped
 // because no connection of the transport has their connection ID: packets
-// the kernel delivered to the wrong socket.
+// the kernel delivered to the wrong socket. A short-header packet is then
+// dropped for its unknown connection ID, and a Handshake or 0-RTT one, as
+// the transport passes it to its server, as unexpected.
 type dropCounter struct{ n *atomic.Int64 }
 
 func (d dropCounter) RecordEvent(e qlogwriter.Event) {
-	if p, ok := e.(qlog.PacketDropped); ok && p.Trigger == qlog.PacketDropUnknownConnectionID {
+	p, ok := e.(qlog.PacketDropped)
+	if !ok {
+		return
+	}
+	switch {
+	case p.Trigger == qlog.PacketDropUnknownConnectionID,
+		p.Trigger == qlog.PacketDropUnexpectedPacket &&
+			(p.Header.PacketType == qlog.PacketTypeHandshake || p.Header.PacketType == qlog.PacketType0RTT):
 		d.n.Add(1)
 	}
 }

@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		if h, err = handoff.Start(ctx, handoff.Config{Path: cfg.handoff, Logf: logger.Printf}); err != nil {
 			return err
 		}
-		defer h.Close() // before Ready: abandons the handoff, the predecessor keeps serving
+		defer h.Close() // before Ready, this abandons the handoff and the predecessor keeps serving
 	}
 	s, err := newServer(cfg, pid, tlsConf, logger)
 	if err != nil {
