@@ -225,15 +225,19 @@ func (g *Group) startReconcilerLocked() {
 
 // reconcileLocked probes the group, attaches the program built from what it
 // found, and probes again until a probe finds what the last attach
-// assumed. Unless force is set, it attaches nothing when the first probe
-// finds the table of the last reconcile: then a process whose probe was
-// overtaken by a change (a member joining) does not put back, even for
-// the few milliseconds until its verifying probe, a program that misses
-// it. Every attach is verified by the process that makes it, so a program
-// goes stale only when the group changes. The first probe is untrustworthy while the group has no program
-// of this package (probes then go by the kernel's hash); when the probers
-// disagree it attaches the empty table first, which steers probes and
-// hashes everything else, as the kernel does without a program.
+// assumed.
+//
+// Unless force is set, it attaches nothing when the first probe finds the
+// table of the last reconcile: then a process whose probe was overtaken by
+// a change (a member joining) does not put back, even for the few
+// milliseconds until its verifying probe, a program that misses it. Every
+// attach is verified by the process that makes it, so a program goes stale
+// only when the group changes.
+//
+// The first probe is untrustworthy while the group has no program of this
+// package (probes then go by the kernel's hash); when the probers disagree
+// it attaches the empty table first, which steers probes and hashes
+// everything else, as the kernel does without a program.
 func (g *Group) reconcileLocked(force bool) error {
 	if g.attacher() == nil {
 		return nil
@@ -331,12 +335,14 @@ func (g *Group) setTable(t Table) {
 			silent++
 		}
 	}
-	if silent != g.silent && silent == 0 {
+	switch {
+	case silent == g.silent:
+	case silent == 0:
 		g.logf("steer: every socket of the group on %v answers probes: %v", g.addr, t)
-	} else if silent != g.silent {
+	default:
 		g.logf("steer: %d of the %d sockets of the group on %v do not answer probes; they get no new connections: %v", silent, len(t), g.addr, t)
-		g.silent = silent
 	}
+	g.silent = silent
 }
 
 // leaveLocked attaches the table for after ms close, in order, and takes
