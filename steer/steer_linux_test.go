@@ -110,6 +110,44 @@ func TestConnectionsStayWhenTheGroupChanges(t *testing.T) {
 	}
 }
 
+// TestFirstFlightFollowsTheDCID checks that a client's first flight
+// reaches the same socket whatever its source address and port (a
+// retransmission after a NAT rebinding, or a client that opens a new
+// socket), since the program picks the socket by the client's DCID. The
+// control, without steering, hashes the 4-tuple and moves them.
+func TestFirstFlightFollowsTheDCID(t *testing.T) {
+	for _, steered := range []bool{true, false} {
+		t.Run(fmt.Sprint("steered=", steered), func(t *testing.T) {
+			s := newServer(t, 3, steered)
+			moved := 0
+			for i := range flows {
+				dcid := binary.BigEndian.AppendUint64(nil, uint64(i+1)*0x9e3779b97f4a7c15)
+				var first int
+				for try := range 2 {
+					c, err := net.DialUDP("udp4", nil, s.addr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := s.send(c, i, initial(dcid))
+					c.Close()
+					if try == 0 {
+						first = got
+					} else if got != first {
+						moved++
+					}
+				}
+			}
+			t.Logf("%d of %d first flights resent from another port reached another socket", moved, flows)
+			switch {
+			case steered && moved != 0:
+				t.Errorf("%d of %d resent first flights reached another socket; want 0", moved, flows)
+			case !steered && moved == 0:
+				t.Errorf("control: no resent first flight reached another socket")
+			}
+		})
+	}
+}
+
 // TestCrashHealsOnReconcile checks that when a member dies without Leave
 // (here the only member of another Group, as of another process), the
 // kernel moves the last socket into its slot, the program goes stale, and
