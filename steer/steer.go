@@ -25,9 +25,9 @@ type Config struct {
 	// group must use the same length.
 	CIDLen int
 
-	// ReconcileInterval is how often the Group probes the group and
-	// attaches a fresh program, which heals it within one interval after
-	// a member of another process crashes. Each wait is jittered by a
+	// ReconcileInterval is how often the Group probes the group and, if
+	// it changed, attaches a new program, which heals it within one
+	// interval after a member of another process crashes. Each wait is jittered by a
 	// quarter either way. 0 means DefaultReconcileInterval; a negative
 	// value turns the periodic reconcile off.
 	ReconcileInterval time.Duration
@@ -123,7 +123,7 @@ func (g *Group) Join(conn *net.UDPConn) (*Member, error) {
 	g.members = append(g.members, m)
 
 	stop := sys.answerWhileJoining(m)
-	err := g.reconcileLocked()
+	err := g.reconcileLocked(true)
 	stop()
 	if err != nil {
 		g.members = g.members[:len(g.members)-1]
@@ -136,8 +136,9 @@ func (g *Group) Join(conn *net.UDPConn) (*Member, error) {
 	return m, nil
 }
 
-// Reconcile probes the group, attaches the program for what it found, and
-// probes again to verify it. Groups reconcile by themselves every
+// Reconcile probes the group, attaches the program for what it found
+// (even when nothing changed, which replaces a program attached by
+// another party), and probes again to verify it. Groups reconcile by themselves every
 // [Config.ReconcileInterval]; Reconcile is for a caller that knows the
 // group just changed, and for tests.
 func (g *Group) Reconcile() error {
@@ -149,7 +150,7 @@ func (g *Group) Reconcile() error {
 	if g.closed {
 		return fmt.Errorf("steer: reconciling a closed group: %w", net.ErrClosed)
 	}
-	return g.reconcileLocked()
+	return g.reconcileLocked(true)
 }
 
 // Table returns the group's table as the last reconcile attached and
@@ -212,7 +213,7 @@ func (g *Group) startReconcilerLocked() {
 			}
 			g.mu.Lock()
 			if !g.closed {
-				if err := g.reconcileLocked(); err != nil {
+				if err := g.reconcileLocked(false); err != nil {
 					g.logf("steer: periodic reconcile of %v: %v", g.addr, err)
 				}
 			}
@@ -224,11 +225,20 @@ func (g *Group) startReconcilerLocked() {
 
 // reconcileLocked probes the group, attaches the program built from what it
 // found, and probes again until a probe finds what the last attach
-// assumed. The first probe is untrustworthy while the group has no program
-// of this package (probes then go by the kernel's hash); when the probers
-// disagree it attaches the empty table first, which steers probes and
-// hashes everything else, as the kernel does without a program.
-func (g *Group) reconcileLocked() error {
+// assumed.
+//
+// Unless force is set, it attaches nothing when the first probe finds the
+// table of the last reconcile: then a process whose probe was overtaken by
+// a change (a member joining) does not put back, even for the few
+// milliseconds until its verifying probe, a program that misses it. Every
+// attach is verified by the process that makes it, so a program goes stale
+// only when the group changes.
+//
+// The first probe is untrustworthy while the group has no program of this
+// package (probes then go by the kernel's hash); when the probers disagree
+// it attaches the empty table first, which steers probes and hashes
+// everything else, as the kernel does without a program.
+func (g *Group) reconcileLocked(force bool) error {
 	if g.attacher() == nil {
 		return nil
 	}
@@ -252,7 +262,7 @@ func (g *Group) reconcileLocked() error {
 		} else {
 			keepSilentIDs(t, g.table)
 		}
-		if attached != nil && t.equal(attached) {
+		if attached != nil && t.equal(attached) || !force && attached == nil && !bootstrapped && t.equal(g.table) {
 			g.setTable(t)
 			return nil
 		}
@@ -325,18 +335,20 @@ func (g *Group) setTable(t Table) {
 			silent++
 		}
 	}
-	if silent != g.silent && silent == 0 {
+	switch {
+	case silent == g.silent:
+	case silent == 0:
 		g.logf("steer: every socket of the group on %v answers probes: %v", g.addr, t)
-	} else if silent != g.silent {
+	default:
 		g.logf("steer: %d of the %d sockets of the group on %v do not answer probes; they get no new connections: %v", silent, len(t), g.addr, t)
-		g.silent = silent
 	}
+	g.silent = silent
 }
 
 // leaveLocked attaches the table for after ms close, in order, and takes
 // them out of the Group.
 func (g *Group) leaveLocked(ms []*Member) error {
-	err := g.reconcileLocked()
+	err := g.reconcileLocked(false)
 	t := slices.Clone(g.table)
 	known := err == nil
 	for _, m := range ms {
@@ -412,7 +424,7 @@ func (m *Member) Drain() error {
 	if m.left.Load() {
 		return nil
 	}
-	return g.reconcileLocked()
+	return g.reconcileLocked(true)
 }
 
 // Leave prepares the member's socket to close: it attaches the program for

@@ -26,63 +26,53 @@ func TestConnectionsStayWhenTheGroupChanges(t *testing.T) {
 		if !steered {
 			mode = "control"
 		}
-		t.Run(mode+"/a socket joins", func(t *testing.T) {
-			s := newServer(t, 3, steered)
-			cs := s.connect(flows)
-			requireSpread(t, s.ownerCounts(cs), 3, steered)
-			if moved, of := s.use(cs, nil); moved != 0 {
-				t.Fatalf("%d of %d packets reached another socket before the group changed", moved, of)
-			}
-			s.join(3)
-			moved, of := s.use(cs, nil)
-			t.Logf("3 → 4 sockets: %d of %d packets of established connections reached another socket", moved, of)
-			if steered {
-				if moved != 0 {
-					t.Errorf("%d of %d packets reached another socket; want 0", moved, of)
-				}
-				// The new socket takes new connections, and its own
-				// packets, like every other.
-				fresh := s.connect(flows)
-				requireSpread(t, s.ownerCounts(fresh), 4, true)
-				if moved, of := s.use(append(cs, fresh...), nil); moved != 0 {
-					t.Errorf("after the join, %d of %d packets reached another socket; want 0", moved, of)
-				}
-			} else if share := float64(moved) / float64(of); share < 0.3 || share > 0.7 {
-				t.Errorf("control: %.0f%% of packets moved when a 4th socket joined; want about half", 100*share)
-			}
-		})
-
-		// Linux fills the slot of a socket that closes with the last
-		// one: without steering, three quarters, none, or a quarter of
-		// the other sockets' connections move.
+		// Linux scales the hash onto the group's size, and fills the slot
+		// of a socket that closes with the last one: without steering,
+		// half the connections move when a 4th socket joins, and three
+		// quarters, none, or a quarter of the other sockets' connections
+		// move when one of 3 leaves.
 		for _, tc := range []struct {
 			name     string
-			leaver   int
+			leaver   int // -1: a socket joins
+			after    int // sockets after the change
 			min, max float64
 		}{
-			{"the first socket leaves", 0, 0.6, 0.9},
-			{"the middle socket leaves", 1, 0, 0.05},
-			{"the last socket leaves", 2, 0.1, 0.4},
+			{"a socket joins", -1, 4, 0.3, 0.7},
+			{"the first socket leaves", 0, 2, 0.6, 0.9},
+			{"the middle socket leaves", 1, 2, 0, 0.05},
+			{"the last socket leaves", 2, 2, 0.1, 0.4},
 		} {
 			t.Run(mode+"/"+tc.name, func(t *testing.T) {
 				s := newServer(t, 3, steered)
 				cs := s.connect(flows)
-				s.leave(tc.leaver)
-				others := func(owner int) bool { return owner != tc.leaver }
-				moved, of := s.use(cs, others)
+				requireSpread(t, s.ownerCounts(cs), 3, steered)
+				if moved, of := s.use(cs, nil); moved != 0 {
+					t.Fatalf("%d of %d packets reached another socket before the group changed", moved, of)
+				}
+				if tc.leaver < 0 {
+					s.join(3)
+				} else {
+					s.leave(tc.leaver)
+				}
+				staying := func(owner int) bool { return owner != tc.leaver }
+				moved, of := s.use(cs, staying)
 				share := float64(moved) / float64(of)
-				t.Logf("3 → 2 sockets, socket %d leaving: %d of the %d packets of the other sockets' connections (%.0f%%) reached another socket", tc.leaver, moved, of, 100*share)
-				if steered {
-					if moved != 0 {
-						t.Errorf("%d of %d packets reached another socket; want 0", moved, of)
+				t.Logf("3 → %d sockets: %d of the %d packets of the staying sockets' connections (%.0f%%) reached another socket", tc.after, moved, of, 100*share)
+				if !steered {
+					if share < tc.min || share > tc.max {
+						t.Errorf("control: %.0f%% of packets moved; want %.0f%% to %.0f%%", 100*share, 100*tc.min, 100*tc.max)
 					}
-					fresh := s.connect(flows)
-					requireSpread(t, s.ownerCounts(fresh), 2, true)
-					if moved, of := s.use(append(cs, fresh...), others); moved != 0 {
-						t.Errorf("after the leave, %d of %d packets reached another socket; want 0", moved, of)
-					}
-				} else if share < tc.min || share > tc.max {
-					t.Errorf("control: %.0f%% of the other sockets' packets moved; want %.0f%% to %.0f%%", 100*share, 100*tc.min, 100*tc.max)
+					return
+				}
+				if moved != 0 {
+					t.Errorf("%d of %d packets reached another socket; want 0", moved, of)
+				}
+				// Every socket takes new connections and gets their
+				// packets, the new one too.
+				fresh := s.connect(flows)
+				requireSpread(t, s.ownerCounts(fresh), tc.after, true)
+				if moved, of := s.use(append(cs, fresh...), staying); moved != 0 {
+					t.Errorf("after the change, %d of %d packets reached another socket; want 0", moved, of)
 				}
 			})
 		}
@@ -120,33 +110,81 @@ func TestConnectionsStayWhenTheGroupChanges(t *testing.T) {
 	}
 }
 
+// TestFirstFlightFollowsTheDCID checks that a client's first flight
+// reaches the same socket whatever its source address and port (a
+// retransmission after a NAT rebinding, or a client that opens a new
+// socket), since the program picks the socket by the client's DCID. The
+// control, without steering, hashes the 4-tuple and moves them.
+func TestFirstFlightFollowsTheDCID(t *testing.T) {
+	for _, steered := range []bool{true, false} {
+		t.Run(fmt.Sprint("steered=", steered), func(t *testing.T) {
+			s := newServer(t, 3, steered)
+			moved := 0
+			for i := range flows {
+				dcid := binary.BigEndian.AppendUint64(nil, uint64(i+1)*0x9e3779b97f4a7c15)
+				var first int
+				for try := range 2 {
+					c, err := net.DialUDP("udp4", nil, s.addr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := s.send(c, i, initial(dcid))
+					c.Close()
+					if try == 0 {
+						first = got
+					} else if got != first {
+						moved++
+					}
+				}
+			}
+			t.Logf("%d of %d first flights resent from another port reached another socket", moved, flows)
+			switch {
+			case steered && moved != 0:
+				t.Errorf("%d of %d resent first flights reached another socket; want 0", moved, flows)
+			case !steered && moved == 0:
+				t.Errorf("control: no resent first flight reached another socket")
+			}
+		})
+	}
+}
+
 // TestCrashHealsOnReconcile checks that when a member dies without Leave
 // (here the only member of another Group, as of another process), the
 // kernel moves the last socket into its slot, the program goes stale, and
 // the next reconcile of the survivors heals it.
 func TestCrashHealsOnReconcile(t *testing.T) {
-	s := newServer(t, 0, true)
-	other := steer.NewGroup(steer.Config{ReconcileInterval: -1})
-	s.joinGroup(0, other)
-	s.join(1)
-	s.join(2)
-	cs := s.connect(flows)
-	requireSpread(t, s.ownerCounts(cs), 3, true)
-	s.crash(0)
-	survivors := func(o int) bool { return o != 0 }
-	moved, of := s.use(cs, survivors)
-	t.Logf("after socket 0 crashed: %d of %d packets of the survivors' connections reached another socket", moved, of)
-	if moved == 0 {
-		t.Errorf("no packet moved after the crash; the test cannot see a stale program")
-	}
-	if err := s.g.Reconcile(); err != nil {
-		t.Fatal(err)
-	}
-	if moved, of := s.use(cs, survivors); moved != 0 {
-		t.Errorf("after the reconcile, %d of %d packets reached another socket; want 0", moved, of)
-	}
-	if tab := s.g.Table(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine {
-		t.Errorf("table after the reconcile: %v; want the two survivors", tab)
+	// The last socket's move into the crashed one's slot is what goes
+	// stale, so a crash of the last socket moves nothing.
+	for _, crashed := range []int{0, 1} {
+		t.Run(fmt.Sprint("socket ", crashed), func(t *testing.T) {
+			s := newServer(t, 0, true)
+			other := steer.NewGroup(steer.Config{ReconcileInterval: -1})
+			for i := range 3 {
+				if i == crashed {
+					s.joinGroup(i, other)
+				} else {
+					s.join(i)
+				}
+			}
+			cs := s.connect(flows)
+			requireSpread(t, s.ownerCounts(cs), 3, true)
+			s.crash(crashed)
+			survivors := func(o int) bool { return o != crashed }
+			moved, of := s.use(cs, survivors)
+			t.Logf("after socket %d crashed: %d of %d packets of the survivors' connections reached another socket", crashed, moved, of)
+			if moved == 0 {
+				t.Errorf("no packet moved after the crash; the test cannot see a stale program")
+			}
+			if err := s.g.Reconcile(); err != nil {
+				t.Fatal(err)
+			}
+			if moved, of := s.use(cs, survivors); moved != 0 {
+				t.Errorf("after the reconcile, %d of %d packets reached another socket; want 0", moved, of)
+			}
+			if tab := s.g.Table(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine {
+				t.Errorf("table after the reconcile: %v; want the two survivors", tab)
+			}
+		})
 	}
 }
 
