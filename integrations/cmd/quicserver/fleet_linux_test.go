@@ -109,6 +109,9 @@ func (f *fleet) start(w int, handoff bool) *copyProc {
 	})
 	select {
 	case p.pid = <-ready:
+		if f.cred != nil {
+			f.checkUnprivileged(p)
+		}
 		return p
 	case <-p.exited:
 		f.t.Fatalf("worker %d exited before serving: %v\n%s", w, p.err, f.log)
@@ -116,6 +119,25 @@ func (f *fleet) start(w int, handoff bool) *copyProc {
 		f.t.Fatalf("worker %d not serving after 10s\n%s", w, f.log)
 	}
 	return nil
+}
+
+// checkUnprivileged fails the test unless p runs as nobody: the steering
+// must need no privilege.
+func (f *fleet) checkUnprivileged(p *copyProc) {
+	f.t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if fields := strings.Fields(line); len(fields) == 5 && fields[0] == "Uid:" {
+			if want := strconv.Itoa(nobody); fields[2] != want {
+				f.t.Fatalf("pid %d runs with effective uid %s, want %s", p.pid, fields[2], want)
+			}
+			return
+		}
+	}
+	f.t.Fatalf("no Uid line in /proc/%d/status", p.pid)
 }
 
 // wait waits for p to exit by itself, and fails the test unless it exits 0
