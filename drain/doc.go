@@ -18,7 +18,7 @@
 //	// … once a successor is accepting from the same socket:
 //	err := d.Shutdown(ctx)
 //
-// [Listener] does the same for an accept loop of your own: [Listener.Stop]
+// [Listener] does the same for an accept loop of your own: [Listener.Close]
 // ends Accept and [Listener.Wait] waits for the accepted connections to close.
 //
 // # Keep-alive
