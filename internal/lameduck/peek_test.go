@@ -12,7 +12,7 @@ func TestPending(t *testing.T) {
 	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
 		t.Skipf("Pending cannot look at sockets on %s", runtime.GOOS)
 	}
-	c, sc := tcpPair(t)
+	c, sc := tcpPair(t, nil)
 	if pending(sc) {
 		t.Fatal("Pending on a connection nothing was sent on")
 	}
@@ -45,12 +45,16 @@ type wrapped struct{ net.Conn }
 func (w wrapped) NetConn() net.Conn { return w.Conn }
 
 // tcpPair returns both ends of a TCP connection on loopback, closed when
-// the test ends.
-func tcpPair(t *testing.T) (client, server net.Conn) {
+// the test ends. The server's end is accepted through wrap(listener) if
+// wrap is not nil.
+func tcpPair(t *testing.T, wrap func(net.Listener) net.Listener) (client, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
