@@ -15,7 +15,7 @@
 // unshare(1) program of the host makes the namespace instead. Where
 // namespaces cannot be made the test is skipped with the reason, unless the
 // environment variable [EnvRequire] is set (CI sets it), in which case it
-// fails.
+// fails; so is a test that skips inside its namespace.
 package nstest
 
 import (
