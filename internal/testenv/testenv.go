@@ -38,7 +38,3 @@ func SkipOrFail(t testing.TB, env, format string, args ...any) {
 	}
 	t.Skip(reason)
 }
-
-// Required reports whether the environment variable env asks for tests to
-// fail rather than skip.
-func Required(env string) bool { return os.Getenv(env) != "" }
