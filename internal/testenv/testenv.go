@@ -19,7 +19,8 @@ import (
 const (
 	// RequireNetns promises a Linux host where tests run as root: private
 	// network namespaces, per-namespace sysctls, other users, IPv6
-	// loopback, Multipath TCP and a shell.
+	// loopback, Multipath TCP, a shell, and the go command and Node.js
+	// (TestUnsupportedOS runs the root package for js/wasm).
 	RequireNetns = "REUSEPORT_REQUIRE_NETNS"
 	// RequireTools promises the external programs some tests drive, such
 	// as nginx and wrk.
