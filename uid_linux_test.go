@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,7 +97,7 @@ func reuseBoth(_, _ string, c syscall.RawConn) error {
 // (the owner's socket there is made by hand too, as a control).
 func TestOtherUserCannotJoin(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to run a process as uid %d (running as uid %d)", nobody, os.Geteuid())
+		testenv.SkipOrFail(t, testenv.RequireNetns, "needs root to run a process as uid %d (running as uid %d)", nobody, os.Geteuid())
 	}
 	binary := binaryForNobody(t)
 	for _, tc := range []struct {
@@ -176,7 +176,7 @@ func binaryForNobody(t *testing.T) string {
 			t.Fatal(err)
 		}
 		if fi.Mode().Perm()&0o001 == 0 {
-			skipOrFail(t, "uid %d cannot reach the temporary directory %s: %s is not searchable by others (set TMPDIR elsewhere)", nobody, dir, d)
+			testenv.SkipOrFail(t, testenv.RequireNetns, "uid %d cannot reach the temporary directory %s: %s is not searchable by others (set TMPDIR elsewhere)", nobody, dir, d)
 		}
 		if d == filepath.Dir(d) {
 			break
@@ -200,14 +200,4 @@ func binaryForNobody(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// skipOrFail skips a test that needs privileges this run lacks, unless
-// CI asked for every such test to run.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv(nstest.EnvRequire) != "" {
-		t.Fatalf(format+" (%s is set, so this fails instead of skipping)", append(args, nstest.EnvRequire)...)
-	}
-	t.Skipf(format, args...)
 }
