@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,18 +16,14 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
 // envServer makes the test binary run main instead of the tests, so that the
 // tests can start real server processes without a separate build.
 const envServer = "HTTPSERVER_TEST_RUN_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(envServer) != "" {
-		main() // exits
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { servercmdtest.Main(m, envServer, main) }
 
 // TestThreeProcessesShareOnePort is the example's promise: three copies on
 // one address all serve, new connections spread across them, and each stops
@@ -91,7 +84,7 @@ func TestThreeProcessesShareOnePort(t *testing.T) {
 		if i == 1 {
 			sig = syscall.SIGINT
 		}
-		s.stop(t, sig)
+		s.Stop(t, sig)
 		delete(pids, s.pid)
 		if len(pids) == 0 {
 			break
@@ -139,10 +132,10 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := serverCommand(tt.args...)
+			cmd := servercmdtest.Self(envServer, tt.args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
-			err := runBounded(t, cmd, 10*time.Second)
+			err := servercmdtest.Run(t, cmd)
 			status := cmd.ProcessState.ExitCode()
 			if status != tt.wantStatus {
 				t.Errorf("exit status %d (%v), want %d", status, err, tt.wantStatus)
@@ -250,13 +243,10 @@ func getPID(client *http.Client, url string, body *regexp.Regexp) (pid int, id s
 
 // server is a server process started by startServer.
 type server struct {
-	cmd  *exec.Cmd
-	pid  int    // from the server's own log line, not from cmd
+	*servercmdtest.Proc
+	pid  int    // from the server's own log line, not from its process
 	id   string // likewise
 	addr string // the address it logged
-	log  *lockedBuffer
-	done chan struct{} // closed once the process has been waited for
-	err  error         // cmd.Wait's, valid after done
 }
 
 var listening = regexp.MustCompile(`^httpserver: pid=(\d+) id=([0-9a-f]{8}) listening on (\S+) `)
@@ -265,113 +255,17 @@ var listening = regexp.MustCompile(`^httpserver: pid=(\d+) id=([0-9a-f]{8}) list
 // listening. The process is killed at the end of the test if still running.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{cmd: serverCommand(args...), log: new(lockedBuffer), done: make(chan struct{})}
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := servercmdtest.Start(t, servercmdtest.Self(envServer, args...))
+	m := listening.FindStringSubmatch(p.Ready)
+	if m == nil {
+		t.Fatalf("server %v said %q, want a line like %q", args, p.Ready, listening)
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-	})
-
-	ready := make(chan []string, 1)
-	go func() {
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			s.log.WriteString(lines.Text() + "\n")
-			if m := listening.FindStringSubmatch(lines.Text()); m != nil {
-				select {
-				case ready <- m:
-				default:
-				}
-			}
-		}
-		// A line too long for the scanner ends the loop early: drain the
-		// rest, since Wait may be called only once stderr is read to the end.
-		io.Copy(io.Discard, stderr)
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
-
-	var m []string
-	select {
-	case m = <-ready:
-	case <-s.done:
-		t.Fatalf("server %v exited before listening (%v):\n%s", args, s.err, s.log)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("server %v did not report listening within 10s:\n%s", args, s.log)
-	}
+	s := &server{Proc: p, id: m[2], addr: m[3]}
 	s.pid, _ = strconv.Atoi(m[1])
-	s.id, s.addr = m[2], m[3]
-	if s.pid != s.cmd.Process.Pid {
-		t.Fatalf("server logged pid=%d, but its process is %d", s.pid, s.cmd.Process.Pid)
+	if s.pid != p.Cmd.Process.Pid {
+		t.Fatalf("server logged pid=%d, but its process is %d", s.pid, p.Cmd.Process.Pid)
 	}
 	return s
-}
-
-// stop sends sig and expects the server to exit with status 0 soon after.
-func (s *server) stop(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal pid=%d: %v", s.pid, err)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after %v:\n%s", s.pid, sig, s.log)
-	}
-	if s.err != nil {
-		t.Fatalf("pid=%d after %v: %v, want exit status 0:\n%s", s.pid, sig, s.err, s.log)
-	}
-	if !strings.Contains(s.log.String(), "shutting down") {
-		t.Errorf("pid=%d did not log its shutdown:\n%s", s.pid, s.log)
-	}
-}
-
-func serverCommand(args ...string) *exec.Cmd {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), envServer+"=1")
-	return cmd
-}
-
-// runBounded runs cmd to completion, killing it if it takes longer than d.
-func runBounded(t *testing.T, cmd *exec.Cmd, d time.Duration) error {
-	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	timer := time.AfterFunc(d, func() { cmd.Process.Kill() })
-	err := cmd.Wait()
-	if !timer.Stop() {
-		t.Fatalf("%v ran for more than %v and was killed", cmd.Args, d)
-	}
-	return err
-}
-
-// lockedBuffer collects a server's log while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.WriteString(s)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestHandoffReplacesServer is -handoff's promise in the small: a second copy
@@ -383,28 +277,28 @@ func TestHandoffReplacesServer(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "w1.sock")
 	first := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path)
-	if !strings.Contains(first.log.String(), "socket: fresh") {
-		t.Errorf("the first copy does not say its socket is fresh:\n%s", first.log)
+	if !strings.Contains(first.Log.String(), "socket: fresh") {
+		t.Errorf("the first copy does not say its socket is fresh:\n%s", first.Log)
 	}
 	second := startServer(t, "-addr", first.addr, "-handoff", path)
-	if !strings.Contains(second.log.String(), "socket: inherited") {
-		t.Errorf("the successor does not say it inherited its socket:\n%s", second.log)
+	if !strings.Contains(second.Log.String(), "socket: inherited") {
+		t.Errorf("the successor does not say it inherited its socket:\n%s", second.Log)
 	}
 	select {
-	case <-first.done:
+	case <-first.Done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.log)
+		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.Log)
 	}
-	if first.err != nil {
-		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.err, first.log)
+	if first.Err != nil {
+		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.Err, first.Log)
 	}
-	if !strings.Contains(first.log.String(), "shutting down: a successor took over") {
-		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.log)
+	if !strings.Contains(first.Log.String(), "shutting down: a successor took over") {
+		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.Log)
 	}
 	for pid := range get(t, first.addr, 20) {
 		if pid != second.pid {
 			t.Errorf("pid %d answered after the handoff; want only the successor, pid %d", pid, second.pid)
 		}
 	}
-	second.stop(t, syscall.SIGTERM)
+	second.Stop(t, syscall.SIGTERM)
 }

@@ -1,4 +1,4 @@
-package main
+package systest
 
 import (
 	"bufio"
@@ -23,10 +23,11 @@ import (
 // freed, so retrying in a loop only burns a core), and serve the waiting
 // connection once descriptors are free again.
 func TestOutOfDescriptors(t *testing.T) {
+	buildServer(t)
 	if nstest.Isolate(t) {
 		return
 	}
-	s := startServer(t, "-addr", "127.0.0.1:0", "-shutdown-timeout", "5s")
+	s := start(t, "-addr", "127.0.0.1:0", "-shutdown-timeout", "5s")
 
 	// Leave the server a few descriptors above what it holds now; the
 	// limit is lowered from outside, as an operator's ulimit or a
@@ -94,12 +95,12 @@ func TestOutOfDescriptors(t *testing.T) {
 		t.Errorf("out of descriptors, the server used %v of CPU in %v: it spins on accept instead of backing off", cpu, wall)
 	}
 	select {
-	case <-s.done:
-		t.Fatalf("the server exited when it ran out of descriptors: %v\n%s", s.err, s.log)
+	case <-s.Done:
+		t.Fatalf("the server exited when it ran out of descriptors: %v\n%s", s.Err, s.Log)
 	default:
 	}
-	if !strings.Contains(s.log.String(), "too many open files") {
-		t.Errorf("the server did not log why it cannot accept:\n%s", s.log)
+	if !strings.Contains(s.Log.String(), "too many open files") {
+		t.Errorf("the server did not log why it cannot accept:\n%s", s.Log)
 	}
 
 	// Free the descriptors, with the limit left as it is: the connection

@@ -1,4 +1,4 @@
-package main
+package systest
 
 import (
 	"bufio"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -21,6 +20,7 @@ import (
 	"github.com/b93f8b21/reuseport/internal/loadgen"
 	"github.com/b93f8b21/reuseport/internal/nstest"
 	"github.com/b93f8b21/reuseport/internal/rolling"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
 // envSoak lengthens the soak tests, e.g. REUSEPORT_SOAK=5m; by default
@@ -51,13 +51,11 @@ func soakDuration(t *testing.T, ci time.Duration) time.Duration {
 // first generations', the test process's descriptors and goroutines back
 // where they were, and no request failed.
 func TestSoakHandoffChain(t *testing.T) {
+	run := soakDuration(t, 30*time.Second)
+	skipLong(t, run)
+	buildServer(t)
 	if nstest.Isolate(t) {
 		return
-	}
-	run := soakDuration(t, 30*time.Second)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,12 +68,8 @@ func TestSoakHandoffChain(t *testing.T) {
 	fds0, goroutines0 := countFDs(t, os.Getpid()), runtime.NumGoroutine()
 	samples := &genSamples{}
 	res, err := rolling.Run(t.Context(), rolling.Config{
-		Command: func(worker, _ int) *exec.Cmd {
-			cmd := exec.Command(exe, "-addr", addr, "-handoff", filepath.Join(dir, fmt.Sprintf("w%d.sock", worker)), "-shutdown-timeout", "5s")
-			cmd.Env = append(os.Environ(), envServer+"=1")
-			return cmd
-		},
-		ReadyLine: "listening on",
+		Command:   rolling.Server(serverBin(), addr, dir),
+		ReadyLine: servercmdtest.ReadyLine,
 		Workers:   2,
 		// Each worker is replaced every 2 Intervals, well above the time a
 		// successor takes to start under -race and load on 2 cores, so that
@@ -139,6 +133,8 @@ func TestSoakHandoffChain(t *testing.T) {
 // second half, serve throughout, and still hand its socket to a real
 // successor at the end.
 func TestSoakAbortedHandoffs(t *testing.T) {
+	skipLong(t, 20*time.Second)
+	buildServer(t)
 	if nstest.Isolate(t) {
 		return
 	}
@@ -148,7 +144,7 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	const halfRounds = 3000
 	soak := soakDuration(t, 0)
 	path := filepath.Join(t.TempDir(), "h.sock")
-	s := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path, "-shutdown-timeout", "5s")
+	s := start(t, "-addr", "127.0.0.1:0", "-handoff", path, "-shutdown-timeout", "5s")
 	get(t, s.addr, 10)
 	serverFDs := func() int {
 		t.Helper()
@@ -223,17 +219,17 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	if limit := rssHalf + 4<<10 + (rounds-half)*64/1024; rss > limit {
 		t.Errorf("the server's RSS grew from %d KiB halfway to %d KiB, more than 4 MiB plus 64 bytes a round: something leaks with each aborted handoff", rssHalf, rss)
 	}
-	next := startServer(t, "-addr", s.addr, "-handoff", path, "-shutdown-timeout", "5s")
-	if !strings.Contains(next.log.String(), "socket: inherited") {
-		t.Errorf("the successor did not inherit the socket:\n%s", next.log)
+	next := start(t, "-addr", s.addr, "-handoff", path, "-shutdown-timeout", "5s")
+	if !strings.Contains(next.Log.String(), "socket: inherited") {
+		t.Errorf("the successor did not inherit the socket:\n%s", next.Log)
 	}
 	select {
-	case <-s.done:
+	case <-s.Done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("the server did not exit after a real handoff:\n%s", s.log)
+		t.Fatalf("the server did not exit after a real handoff:\n%s", s.Log)
 	}
-	if s.err != nil {
-		t.Errorf("the server exited with %v:\n%s", s.err, s.log)
+	if s.Err != nil {
+		t.Errorf("the server exited with %v:\n%s", s.Err, s.Log)
 	}
 }
 

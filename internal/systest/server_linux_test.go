@@ -1,0 +1,104 @@
+package systest
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
+)
+
+// envBinary passes the example server, built outside the namespace, to the
+// test that runs inside it.
+const envBinary = "SYSTEST_HTTPSERVER"
+
+func TestMain(m *testing.M) { os.Exit(servercmdtest.RunTests(m)) }
+
+// envShort carries -short to the child nstest.Isolate starts, which runs
+// without it.
+const envShort = "SYSTEST_SHORT"
+
+// short reports whether go test runs with -short.
+func short() bool { return testing.Short() || os.Getenv(envShort) != "" }
+
+// skipLong skips a test that runs for tens of seconds under go test
+// -short.
+func skipLong(t *testing.T, d time.Duration) {
+	t.Helper()
+	if short() {
+		t.Skipf("runs %v; not in -short", d)
+	}
+}
+
+// buildServer builds the example server, with the race detector if these
+// tests have it, and passes it and -short to the child of nstest.Isolate,
+// which it must precede; serverBin returns it.
+func buildServer(t *testing.T) {
+	t.Helper()
+	servercmdtest.Binary(t, envBinary, "httpserver", "../../examples/httpserver", raceFlags...)
+	if testing.Short() {
+		t.Setenv(envShort, "1")
+	}
+}
+
+func serverBin() string { return os.Getenv(envBinary) }
+
+// server is an example server process started by startServer.
+type server struct {
+	*servercmdtest.Proc
+	pid  int
+	addr string // the address it logged
+}
+
+var listening = regexp.MustCompile(`^httpserver: pid=(\d+) id=[0-9a-f]{8} listening on (\S+) `)
+
+// startServer starts cmd, an example server, and waits until it serves.
+func startServer(t *testing.T, cmd *exec.Cmd) *server {
+	t.Helper()
+	p := servercmdtest.Start(t, cmd)
+	m := listening.FindStringSubmatch(p.Ready)
+	if m == nil {
+		t.Fatalf("the server said %q, want a line like %q", p.Ready, listening)
+	}
+	s := &server{Proc: p, addr: m[2]}
+	s.pid, _ = strconv.Atoi(m[1])
+	if s.pid != cmd.Process.Pid {
+		t.Fatalf("server logged pid=%d, but its process is %d", s.pid, cmd.Process.Pid)
+	}
+	return s
+}
+
+// start starts an example server with args.
+func start(t *testing.T, args ...string) *server {
+	t.Helper()
+	return startServer(t, exec.Command(serverBin(), args...))
+}
+
+// get sends n requests to addr, each on a new connection, and counts them
+// by the pid that answered. Any failed request fails the test.
+func get(t *testing.T, addr string, n int) map[int]int {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	counts := make(map[int]int)
+	for i := range n {
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatalf("request %d of %d: %v", i+1, n, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		pid := loadgen.ParsePID(body)
+		if err != nil || resp.StatusCode != http.StatusOK || pid == 0 {
+			t.Fatalf("request %d of %d: %s %q: %v", i+1, n, resp.Status, body, err)
+		}
+		counts[pid]++
+	}
+	return counts
+}
