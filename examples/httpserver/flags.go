@@ -11,10 +11,9 @@ const (
 
 // command is the command line; see the servercmd package.
 var command = servercmd.Command{
-	Name:                 "httpserver",
-	Summary:              "Serve HTTP on a port that other copies of this program share.",
-	Addr:                 "127.0.0.1:8080",
-	Shutdowns:            []string{shutdownDrain, shutdownStdlib},
-	ShutdownTimeoutUsage: "when stopping, how long to wait for the connections already accepted before closing them",
-	ShutdownUsage:        "how to stop serving: drain answers every accepted connection; stdlib is plain http.Server.Shutdown, which drops some (a comparison knob for benchmarks, not for production)",
+	Name:          "httpserver",
+	Summary:       "Serve HTTP on a port that other copies of this program share.",
+	Addr:          "127.0.0.1:8080",
+	Shutdowns:     []string{shutdownDrain, shutdownStdlib},
+	ShutdownUsage: "how to stop serving: drain answers every accepted connection; stdlib is plain http.Server.Shutdown, which drops some (a comparison knob for benchmarks, not for production)",
 }

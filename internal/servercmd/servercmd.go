@@ -50,9 +50,12 @@ type Command struct {
 	// Shutdowns lists the values -shutdown accepts; the first is the
 	// default.
 	Shutdowns []string
-	// ShutdownUsage and ShutdownTimeoutUsage are the help texts of
-	// -shutdown and -shutdown-timeout, which say what the server does.
-	ShutdownUsage, ShutdownTimeoutUsage string
+	// ShutdownUsage is the help text of -shutdown, which says what each
+	// way of stopping does.
+	ShutdownUsage string
+	// ShutdownTimeoutUsage, if set, is the help text of -shutdown-timeout;
+	// by default it speaks of the connections already accepted.
+	ShutdownTimeoutUsage string
 }
 
 // Flags is what a command line asks for.
@@ -84,7 +87,11 @@ func (c *Command) Parse(args []string, stderr io.Writer) (Flags, error) {
 	}
 	fs.StringVar(&f.Addr, "addr", f.Addr, "`address` to listen on, as host:port; every copy given the same address shares its port")
 	fs.StringVar(&f.Handoff, "handoff", "", "unix socket `path` for lossless restarts: a new copy started with the same -addr and -handoff takes this copy's socket, and this copy drains and exits; each worker needs a path of its own")
-	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", f.ShutdownTimeout, c.ShutdownTimeoutUsage)
+	timeoutUsage := c.ShutdownTimeoutUsage
+	if timeoutUsage == "" {
+		timeoutUsage = "when stopping, how long to wait for the connections already accepted before closing them"
+	}
+	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", f.ShutdownTimeout, timeoutUsage)
 	fs.StringVar(&f.Shutdown, "shutdown", f.Shutdown, c.ShutdownUsage)
 
 	fail := func(format string, args ...any) (Flags, error) {

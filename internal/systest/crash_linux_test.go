@@ -36,9 +36,7 @@ const parked = 32
 // socket's queue, and the clients see it. This is the loss the other
 // crash runs are measured against, and it shows the harness can see loss.
 func TestCrashResetsQueue(t *testing.T) {
-	skipLong(t, crashRun)
-	buildServer(t)
-	if nstest.Isolate(t) {
+	if isolate(t, crashRun) {
 		return
 	}
 	res := runCrashes(t, "0", false)
@@ -61,8 +59,7 @@ func TestCrashResetsQueue(t *testing.T) {
 // figure depends on how many connections each kill catches in flight, and
 // is reported, not asserted.
 func TestCrashMigrate(t *testing.T) {
-	buildServer(t)
-	if nstest.Isolate(t) {
+	if isolate(t, 0) {
 		return
 	}
 	for _, migrate := range []string{"1", "0"} {
@@ -99,9 +96,7 @@ func TestCrashMigrate(t *testing.T) {
 // answered: nothing can save those, and the figure is reported.
 // TestCrashKeepsQueue shows the queue's part without that noise.
 func TestCrashActivatedSockets(t *testing.T) {
-	skipLong(t, crashRun)
-	buildServer(t)
-	if nstest.Isolate(t) {
+	if isolate(t, crashRun) {
 		return
 	}
 	res := runCrashes(t, "0", true)
@@ -226,8 +221,7 @@ func activatedCommand(socket *os.File, name string, args ...string) *exec.Cmd {
 // served by the replacement. The control case, a worker that binds its own
 // socket, loses every one of them to the crash.
 func TestCrashKeepsQueue(t *testing.T) {
-	buildServer(t)
-	if nstest.Isolate(t) {
+	if isolate(t, 0) {
 		return
 	}
 	if err := nstest.SetSysctl("net/ipv4/tcp_migrate_req", "0"); err != nil {

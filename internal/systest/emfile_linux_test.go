@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/b93f8b21/reuseport/internal/nstest"
 )
 
 // TestOutOfDescriptors runs a server process out of file descriptors while
@@ -23,8 +21,7 @@ import (
 // freed, so retrying in a loop only burns a core), and serve the waiting
 // connection once descriptors are free again.
 func TestOutOfDescriptors(t *testing.T) {
-	buildServer(t)
-	if nstest.Isolate(t) {
+	if isolate(t, 0) {
 		return
 	}
 	s := start(t, "-addr", "127.0.0.1:0", "-shutdown-timeout", "5s")

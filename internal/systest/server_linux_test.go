@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/nstest"
 	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
@@ -27,26 +28,24 @@ const envShort = "SYSTEST_SHORT"
 // short reports whether go test runs with -short.
 func short() bool { return testing.Short() || os.Getenv(envShort) != "" }
 
-// skipLong skips a test that runs for tens of seconds under go test
-// -short.
-func skipLong(t *testing.T, d time.Duration) {
+// isolate starts a test of this package, as nstest.Isolate does, and
+// returns true where the caller returns at once. Before that, it skips a
+// test that runs for long (if not 0) under go test -short, and builds the
+// example server, with the race detector if these tests have it, for
+// serverBin to return in the namespace.
+func isolate(t *testing.T, long time.Duration) bool {
 	t.Helper()
-	if short() {
-		t.Skipf("runs %v; not in -short", d)
+	if long > 0 && testing.Short() {
+		t.Skipf("runs %v; not in -short", long)
 	}
-}
-
-// buildServer builds the example server, with the race detector if these
-// tests have it, and passes it and -short to the child of nstest.Isolate,
-// which it must precede; serverBin returns it.
-func buildServer(t *testing.T) {
-	t.Helper()
 	servercmdtest.Binary(t, envBinary, "httpserver", "../../examples/httpserver", raceFlags...)
 	if testing.Short() {
 		t.Setenv(envShort, "1")
 	}
+	return nstest.Isolate(t)
 }
 
+// serverBin is the example server isolate built.
 func serverBin() string { return os.Getenv(envBinary) }
 
 // server is an example server process started by startServer.

@@ -18,7 +18,6 @@ import (
 
 	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/internal/loadgen"
-	"github.com/b93f8b21/reuseport/internal/nstest"
 	"github.com/b93f8b21/reuseport/internal/rolling"
 	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
@@ -52,9 +51,7 @@ func soakDuration(t *testing.T, ci time.Duration) time.Duration {
 // where they were, and no request failed.
 func TestSoakHandoffChain(t *testing.T) {
 	run := soakDuration(t, 30*time.Second)
-	skipLong(t, run)
-	buildServer(t)
-	if nstest.Isolate(t) {
+	if isolate(t, run) {
 		return
 	}
 	dir := t.TempDir()
@@ -133,9 +130,7 @@ func TestSoakHandoffChain(t *testing.T) {
 // second half, serve throughout, and still hand its socket to a real
 // successor at the end.
 func TestSoakAbortedHandoffs(t *testing.T) {
-	skipLong(t, 20*time.Second)
-	buildServer(t)
-	if nstest.Isolate(t) {
+	if isolate(t, 20*time.Second) {
 		return
 	}
 	// The run has two halves: in the first the server's RSS levels off (see

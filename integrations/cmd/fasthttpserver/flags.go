@@ -12,10 +12,9 @@ const (
 
 // command is the command line; see the servercmd package.
 var command = servercmd.Command{
-	Name:                 "fasthttpserver",
-	Summary:              "Serve HTTP with fasthttp on a port that other copies of this program share.",
-	Addr:                 "127.0.0.1:8080",
-	Shutdowns:            []string{shutdownDrain, shutdownNative},
-	ShutdownTimeoutUsage: "when stopping, how long to wait for the connections already accepted before closing them",
-	ShutdownUsage:        "how to stop serving: drain answers every request on every accepted connection; native is plain fasthttp ShutdownWithContext, which drops some on keep-alive connections (a comparison knob for tests, not for production)",
+	Name:          "fasthttpserver",
+	Summary:       "Serve HTTP with fasthttp on a port that other copies of this program share.",
+	Addr:          "127.0.0.1:8080",
+	Shutdowns:     []string{shutdownDrain, shutdownNative},
+	ShutdownUsage: "how to stop serving: drain answers every request on every accepted connection; native is plain fasthttp ShutdownWithContext, which drops some on keep-alive connections (a comparison knob for tests, not for production)",
 }

@@ -5,35 +5,24 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
 // envServer makes the test binary run main instead of the tests, so that the
 // tests can start real server processes without a separate build.
 const envServer = "FASTHTTPSERVER_TEST_RUN_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(envServer) != "" {
-		main() // exits
-	}
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servercmdtest.Main(m, envServer, main) }
 
 // TestHandoffKeepsKeepAlive is -handoff's promise in the small, with a
 // keep-alive connection open across it: a second copy takes over the
@@ -52,8 +41,8 @@ func TestHandoffKeepsKeepAlive(t *testing.T) {
 	}
 
 	second := startServer(t, "-addr", first.addr, "-handoff", path)
-	if !strings.Contains(second.log.String(), "socket: inherited") {
-		t.Errorf("the successor does not say it inherited its socket:\n%s", second.log)
+	if !strings.Contains(second.Log.String(), "socket: inherited") {
+		t.Errorf("the successor does not say it inherited its socket:\n%s", second.Log)
 	}
 	// The first copy is draining, and keeps the idle connection open for
 	// the grace (2s, counted from the response above).
@@ -61,22 +50,22 @@ func TestHandoffKeepsKeepAlive(t *testing.T) {
 		t.Errorf("on the kept connection after the handoff: pid %d, Connection: close %v; want pid %d, close", pid, closing, first.pid)
 	}
 	select {
-	case <-first.done:
+	case <-first.Done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.log)
+		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.Log)
 	}
-	if first.err != nil {
-		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.err, first.log)
+	if first.Err != nil {
+		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.Err, first.Log)
 	}
-	if !strings.Contains(first.log.String(), "shutting down: a successor took over") {
-		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.log)
+	if !strings.Contains(first.Log.String(), "shutting down: a successor took over") {
+		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.Log)
 	}
 	again := dialKeepAlive(t, first.addr)
 	if pid, _ := again.post(t); pid != second.pid {
 		t.Errorf("pid %d answered a new connection after the handoff; want the successor, pid %d", pid, second.pid)
 	}
 	again.c.Close()
-	second.stop(t, syscall.SIGTERM)
+	second.Stop(t, syscall.SIGTERM)
 }
 
 // TestCommandLineErrors checks what a user sees for a command line that
@@ -96,17 +85,10 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := serverCommand(tt.args...)
+			cmd := servercmdtest.Self(envServer, tt.args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			timer := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
-			err := cmd.Wait()
-			if !timer.Stop() {
-				t.Fatalf("%v ran for more than 10s and was killed", tt.args)
-			}
+			err := servercmdtest.Run(t, cmd)
 			if status := cmd.ProcessState.ExitCode(); status != tt.wantStatus {
 				t.Errorf("exit status %d (%v), want %d", status, err, tt.wantStatus)
 			}
@@ -155,12 +137,9 @@ func (k *keepAlive) post(t *testing.T) (pid int, closing bool) {
 
 // server is a server process started by startServer.
 type server struct {
-	cmd  *exec.Cmd
+	*servercmdtest.Proc
 	pid  int    // from the server's own log line
 	addr string // the address it logged
-	log  *lockedBuffer
-	done chan struct{} // closed once the process has been waited for
-	err  error         // cmd.Wait's, valid after done
 }
 
 var listening = regexp.MustCompile(`^fasthttpserver: pid=(\d+) listening on (\S+) `)
@@ -169,93 +148,12 @@ var listening = regexp.MustCompile(`^fasthttpserver: pid=(\d+) listening on (\S+
 // listening. The process is killed at the end of the test if still running.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{cmd: serverCommand(args...), log: new(lockedBuffer), done: make(chan struct{})}
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := servercmdtest.Start(t, servercmdtest.Self(envServer, args...))
+	m := listening.FindStringSubmatch(p.Ready)
+	if m == nil {
+		t.Fatalf("server %v said %q, want a line like %q", args, p.Ready, listening)
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-	})
-	ready := make(chan []string, 1)
-	go func() {
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			s.log.WriteString(lines.Text() + "\n")
-			if m := listening.FindStringSubmatch(lines.Text()); m != nil {
-				select {
-				case ready <- m:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr) // Wait may be called only once stderr is read to the end
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
-	var m []string
-	select {
-	case m = <-ready:
-	case <-s.done:
-		t.Fatalf("server %v exited before listening (%v):\n%s", args, s.err, s.log)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("server %v did not report listening within 10s:\n%s", args, s.log)
-	}
+	s := &server{Proc: p, addr: m[2]}
 	s.pid, _ = strconv.Atoi(m[1])
-	s.addr = m[2]
 	return s
-}
-
-// stop sends sig and expects the server to exit with status 0 soon after.
-func (s *server) stop(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal pid=%d: %v", s.pid, err)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after %v:\n%s", s.pid, sig, s.log)
-	}
-	if s.err != nil {
-		t.Fatalf("pid=%d after %v: %v, want exit status 0:\n%s", s.pid, sig, s.err, s.log)
-	}
-}
-
-func serverCommand(args ...string) *exec.Cmd {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), envServer+"=1")
-	return cmd
-}
-
-// lockedBuffer collects servers' logs while the test reads them.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.WriteString(s)
-}
-
-// Write lets the rolling harness write into a lockedBuffer.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.WriteString(string(p))
-	return len(p), nil
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"errors"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -13,73 +11,28 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
-
-// server is a grpcserver process started by a test.
-type server struct {
-	cmd  *exec.Cmd
-	addr string
-	pid  int
-	log  *lockedBuffer
-	done chan struct{} // closed once it has exited; err is then set
-	err  error
-}
-
-var listeningRE = regexp.MustCompile(`listening on (\S+)`)
 
 // startServer runs the server binary with args and waits until it serves.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{cmd: exec.Command(build(t, "grpcserver", "build"), args...), log: new(lockedBuffer), done: make(chan struct{})}
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := servercmdtest.Start(t, exec.Command(servercmdtest.Build(t, "grpcserver", ".", "build"), args...))
+	m := listeningRE.FindStringSubmatch(p.Ready)
+	if m == nil {
+		t.Fatalf("grpcserver %v said %q, want a line like %q", args, p.Ready, listeningRE)
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.pid = s.cmd.Process.Pid
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-	})
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			s.log.Write([]byte(sc.Text() + "\n"))
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case ready <- m[1]:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
-	select {
-	case s.addr = <-ready:
-	case <-s.done:
-		t.Fatalf("grpcserver %v exited before serving: %v\n%s", args, s.err, s.log)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("grpcserver %v did not serve within 10s:\n%s", args, s.log)
-	}
-	return s
+	return &server{Proc: p, addr: m[1], pid: p.Cmd.Process.Pid}
 }
 
-// wait waits for the server to exit by itself and returns its error.
-func (s *server) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case <-s.done:
-		return s.err
-	case <-time.After(10 * time.Second):
-		t.Fatalf("pid %d still running 10s later:\n%s", s.pid, s.log)
-		return nil
-	}
+// server is a grpcserver process started by a test.
+type server struct {
+	*servercmdtest.Proc
+	addr string
+	pid  int
 }
+
+var listeningRE = regexp.MustCompile(`listening on (\S+)`)
 
 // checkPID sends one health check to addr and returns the pid that
 // answered.
@@ -111,19 +64,19 @@ func TestHandoffReplacesServer(t *testing.T) {
 	if second.addr != first.addr {
 		t.Errorf("the successor listens on %s, want the predecessor's %s", second.addr, first.addr)
 	}
-	if !strings.Contains(second.log.String(), "socket: inherited") {
-		t.Errorf("the successor did not inherit the socket:\n%s", second.log)
+	if !strings.Contains(second.Log.String(), "socket: inherited") {
+		t.Errorf("the successor did not inherit the socket:\n%s", second.Log)
 	}
-	if err := first.wait(t); err != nil {
-		t.Errorf("the predecessor exited with %v, want status 0:\n%s", err, first.log)
+	if err := first.Wait(t); err != nil {
+		t.Errorf("the predecessor exited with %v, want status 0:\n%s", err, first.Log)
 	}
 	if got := checkPID(t, first.addr); got != second.pid {
 		t.Errorf("after the handoff, answered by pid %d, want the successor %d", got, second.pid)
 	}
 
-	second.cmd.Process.Signal(syscall.SIGTERM)
-	if err := second.wait(t); err != nil {
-		t.Errorf("SIGTERM: the server exited with %v, want status 0:\n%s", err, second.log)
+	second.Cmd.Process.Signal(syscall.SIGTERM)
+	if err := second.Wait(t); err != nil {
+		t.Errorf("SIGTERM: the server exited with %v, want status 0:\n%s", err, second.Log)
 	}
 }
 
@@ -135,7 +88,7 @@ func TestBadFlags(t *testing.T) {
 		{"extra"},
 		{"-nosuchflag"},
 	} {
-		cmd := exec.Command(build(t, "grpcserver", "build"), args...)
+		cmd := exec.Command(servercmdtest.Build(t, "grpcserver", ".", "build"), args...)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
