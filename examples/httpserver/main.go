@@ -38,25 +38,19 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log"
 	"os"
 
 	"github.com/b93f8b21/reuseport/internal/servercmd"
 )
 
-func main() { servercmd.Main(command.Name, run) }
+func main() { command.Main(serve) }
 
-// run is the whole program but for what belongs to the process (signals,
-// the exit status), so that a test can call it: it serves until ctx is done
-// or a successor has taken its socket, then drains and returns.
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	f, err := command.Parse(args, stderr)
-	if err != nil {
-		return err
-	}
+// serve is one generation of the server, as servercmd runs it. Its log
+// lines name the process by id as well as pid.
+func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
 	pid, id := os.Getpid(), instanceID()
-	logger := log.New(stderr, fmt.Sprintf("httpserver: pid=%d id=%s ", pid, id), 0)
+	logger.SetPrefix(fmt.Sprintf("%sid=%s ", logger.Prefix(), id))
 	return servercmd.Serve(ctx, f, logger, newServer(pid, id, logger, f.Shutdown))
 }
 

@@ -49,10 +49,10 @@ func TestThreeProcessesShareOnePort(t *testing.T) {
 	ids := make(map[string]bool)
 	for i := range servers {
 		servers[i] = startServer(t, "-addr", addr, "-shutdown-timeout", "5s")
-		if servers[i].addr != addr {
-			t.Fatalf("server %d listens on %s, want %s", i, servers[i].addr, addr)
+		if servers[i].Addr != addr {
+			t.Fatalf("server %d listens on %s, want %s", i, servers[i].Addr, addr)
 		}
-		pids[servers[i].pid] = true
+		pids[servers[i].PID] = true
 		ids[servers[i].id] = true
 	}
 	// The id is what tells copies apart where the pid cannot: in
@@ -71,8 +71,8 @@ func TestThreeProcessesShareOnePort(t *testing.T) {
 	}
 	if capability.Balance {
 		for _, s := range servers {
-			if counts[s.pid] == 0 {
-				t.Errorf("server pid=%d got none of 300 connections: %v", s.pid, counts)
+			if counts[s.PID] == 0 {
+				t.Errorf("server pid=%d got none of 300 connections: %v", s.PID, counts)
 			}
 		}
 	}
@@ -85,13 +85,13 @@ func TestThreeProcessesShareOnePort(t *testing.T) {
 			sig = syscall.SIGINT
 		}
 		s.Stop(t, sig)
-		delete(pids, s.pid)
+		delete(pids, s.PID)
 		if len(pids) == 0 {
 			break
 		}
 		for pid := range get(t, addr, 30) {
 			if !pids[pid] {
-				t.Errorf("after %v stopped pid=%d, pid %d answered; want one of %v", sig, s.pid, pid, pids)
+				t.Errorf("after %v stopped pid=%d, pid %d answered; want one of %v", sig, s.PID, pid, pids)
 			}
 		}
 	}
@@ -150,7 +150,7 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 }
 
-// TestRunKeepsListenError checks that run returns the listener's own error,
+// TestRunKeepsListenError checks that the program returns the listener's own error,
 // so that a caller can tell why with errors.Is.
 func TestRunKeepsListenError(t *testing.T) {
 	held, err := net.Listen("tcp", "127.0.0.1:0")
@@ -162,7 +162,7 @@ func TestRunKeepsListenError(t *testing.T) {
 	if c := reuseport.Capabilities(); !c.Share {
 		want = errors.ErrUnsupported
 	}
-	err = run(t.Context(), []string{"-addr", held.Addr().String()}, io.Discard)
+	err = command.Run(t.Context(), []string{"-addr", held.Addr().String()}, io.Discard, serve)
 	if !errors.Is(err, want) {
 		t.Fatalf("run on a port held without SO_REUSEPORT: %v, want an error wrapping %v", err, want)
 	}
@@ -244,28 +244,21 @@ func getPID(client *http.Client, url string, body *regexp.Regexp) (pid int, id s
 // server is a server process started by startServer.
 type server struct {
 	*servercmdtest.Proc
-	pid  int    // from the server's own log line, not from its process
-	id   string // likewise
-	addr string // the address it logged
+	id string // from the server's own log line
 }
 
-var listening = regexp.MustCompile(`^httpserver: pid=(\d+) id=([0-9a-f]{8}) listening on (\S+) `)
+var instance = regexp.MustCompile(` id=([0-9a-f]{8}) `)
 
 // startServer starts main in a new process and waits until it says it is
 // listening. The process is killed at the end of the test if still running.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	p := servercmdtest.Start(t, servercmdtest.Self(envServer, args...))
-	m := listening.FindStringSubmatch(p.Ready)
+	m := instance.FindStringSubmatch(p.Ready)
 	if m == nil {
-		t.Fatalf("server %v said %q, want a line like %q", args, p.Ready, listening)
+		t.Fatalf("server %v said %q, with no id", args, p.Ready)
 	}
-	s := &server{Proc: p, id: m[2], addr: m[3]}
-	s.pid, _ = strconv.Atoi(m[1])
-	if s.pid != p.Cmd.Process.Pid {
-		t.Fatalf("server logged pid=%d, but its process is %d", s.pid, p.Cmd.Process.Pid)
-	}
-	return s
+	return &server{Proc: p, id: m[1]}
 }
 
 // TestHandoffReplacesServer is -handoff's promise in the small: a second copy
@@ -280,24 +273,24 @@ func TestHandoffReplacesServer(t *testing.T) {
 	if !strings.Contains(first.Log.String(), "socket: fresh") {
 		t.Errorf("the first copy does not say its socket is fresh:\n%s", first.Log)
 	}
-	second := startServer(t, "-addr", first.addr, "-handoff", path)
+	second := startServer(t, "-addr", first.Addr, "-handoff", path)
 	if !strings.Contains(second.Log.String(), "socket: inherited") {
 		t.Errorf("the successor does not say it inherited its socket:\n%s", second.Log)
 	}
 	select {
 	case <-first.Done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.Log)
+		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.PID, first.Log)
 	}
 	if first.Err != nil {
-		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.Err, first.Log)
+		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.PID, first.Err, first.Log)
 	}
 	if !strings.Contains(first.Log.String(), "shutting down: a successor took over") {
-		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.Log)
+		t.Errorf("pid=%d did not say why it left:\n%s", first.PID, first.Log)
 	}
-	for pid := range get(t, first.addr, 20) {
-		if pid != second.pid {
-			t.Errorf("pid %d answered after the handoff; want only the successor, pid %d", pid, second.pid)
+	for pid := range get(t, first.Addr, 20) {
+		if pid != second.PID {
+			t.Errorf("pid %d answered after the handoff; want only the successor, pid %d", pid, second.PID)
 		}
 	}
 	second.Stop(t, syscall.SIGTERM)

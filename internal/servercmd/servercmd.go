@@ -1,22 +1,17 @@
 // Package servercmd is the command line that the server commands of this
 // repository share (examples/httpserver, and grpcserver and fasthttpserver
 // in integrations/cmd): the flags -addr, -handoff, -shutdown-timeout and
-// -shutdown, their checks, the exit status, and the life of one server
-// generation through [handoff.Run]. A command keeps what is its own: its
-// server, its ways of stopping, its usage text.
+// -shutdown, their checks, the log prefix, the exit status, and the life
+// of one server generation through [handoff.Run]. A command keeps what is
+// its own: its server, its ways of stopping, its usage text.
 //
 // A command's main is then, in outline:
 //
 //	var command = servercmd.Command{Name: "httpserver", ...}
 //
-//	func main() { servercmd.Main(command.Name, run) }
+//	func main() { command.Main(serve) }
 //
-//	func run(ctx context.Context, args []string, stderr io.Writer) error {
-//		f, err := command.Parse(args, stderr)
-//		if err != nil {
-//			return err
-//		}
-//		logger := log.New(stderr, "httpserver: ", 0)
+//	func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
 //		return servercmd.Serve(ctx, f, logger, newServer(f.Shutdown))
 //	}
 package servercmd
@@ -129,25 +124,41 @@ func oneOf(choices []string) string {
 	return strings.Join(choices[:last], ", ") + " or " + choices[last]
 }
 
-// Main runs run, the whole program but for what belongs to the process,
-// with the command line and a context that SIGINT or SIGTERM cancels, and
-// exits with the status [ExitCode] makes of its error. After the first
-// signal a second has its default action, so that it ends a stuck
-// shutdown at once.
-func Main(name string, run func(ctx context.Context, args []string, stderr io.Writer) error) {
+// ServeFunc runs one generation of a command's server with the flags of
+// its command line, logging through logger, until ctx is done or a
+// successor has taken its socket; then it drains and returns.
+type ServeFunc func(ctx context.Context, f Flags, logger *log.Logger) error
+
+// Run is the whole program but for what belongs to the process (signals,
+// the exit status), so that a test can call it: it parses args, the
+// command line without the program name, and runs serve with a logger
+// whose lines start with "NAME: pid=PID ".
+func (c *Command) Run(ctx context.Context, args []string, stderr io.Writer, serve ServeFunc) error {
+	f, err := c.Parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, f, log.New(stderr, fmt.Sprintf("%s: pid=%d ", c.Name, os.Getpid()), 0))
+}
+
+// Main is the program: Run with the process's command line, stderr, and a
+// context that SIGINT or SIGTERM cancels; then it exits, with status 0
+// for no error and for -h, 2 for a *[UsageError] (reported already), and
+// 1 for any other, which it reports on stderr. After the first signal a
+// second has its default action, so that it ends a stuck shutdown at
+// once.
+func (c *Command) Main(serve ServeFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-ctx.Done()
 		stop()
 	}()
-	os.Exit(ExitCode(name, run(ctx, os.Args[1:], os.Stderr), os.Stderr))
+	os.Exit(c.exitCode(c.Run(ctx, os.Args[1:], os.Stderr, serve), os.Stderr))
 }
 
-// ExitCode reports err on stderr, after the program's name, and turns it
-// into an exit status, following the flag package: 0 for none and for -h,
-// 2 for a *[UsageError] (which Parse has reported already), 1 for any
-// other.
-func ExitCode(name string, err error, stderr io.Writer) int {
+// exitCode reports err and turns it into an exit status, as Main says,
+// following the flag package.
+func (c *Command) exitCode(err error, stderr io.Writer) int {
 	var usage *UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
@@ -155,7 +166,7 @@ func ExitCode(name string, err error, stderr io.Writer) int {
 	case errors.As(err, &usage):
 		return 2
 	default:
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(stderr, "%s: %v\n", c.Name, err)
 		return 1
 	}
 }

@@ -69,11 +69,11 @@ func TestCrashMigrate(t *testing.T) {
 			}
 			first := start(t, "-addr", "127.0.0.1:0", "-shutdown-timeout", "5s")
 			conns := park(t, first)
-			second := start(t, "-addr", first.addr, "-shutdown-timeout", "5s")
+			second := start(t, "-addr", first.Addr, "-shutdown-timeout", "5s")
 			first.Cmd.Process.Kill()
 			<-first.Done
-			served, bySecond := answered(conns, second.pid)
-			t.Logf("tcp_migrate_req=%s: %d of %d connections parked in a killed worker's queue answered, %d by the live one (pid %d -> %d)", migrate, served, parked, bySecond, first.pid, second.pid)
+			served, bySecond := answered(conns, second.PID)
+			t.Logf("tcp_migrate_req=%s: %d of %d connections parked in a killed worker's queue answered, %d by the live one (pid %d -> %d)", migrate, served, parked, bySecond, first.PID, second.PID)
 			if migrate == "1" && bySecond != parked {
 				t.Errorf("with tcp_migrate_req=1 the live worker answered %d of the %d connections parked in the killed one's queue, want all", bySecond, parked)
 			}
@@ -249,8 +249,8 @@ func TestCrashKeepsQueue(t *testing.T) {
 			first.Cmd.Process.Kill()
 			<-first.Done
 			second := startWorker(t, addr, path, f)
-			served, bySecond := answered(conns, second.pid)
-			t.Logf("socket held by the parent: %v: %d of %d parked connections served after the crash (pid %d -> %d)", held, served, parked, first.pid, second.pid)
+			served, bySecond := answered(conns, second.PID)
+			t.Logf("socket held by the parent: %v: %d of %d parked connections served after the crash (pid %d -> %d)", held, served, parked, first.PID, second.PID)
 			if held && bySecond != parked {
 				t.Errorf("the replacement served %d of the %d connections parked in the held socket's queue, want all", bySecond, parked)
 			}
@@ -266,7 +266,7 @@ func TestCrashKeepsQueue(t *testing.T) {
 
 // park stops s with SIGSTOP and parks connections in its socket's queue,
 // each with a request sent. They are closed at the end of the test.
-func park(t *testing.T, s *server) []net.Conn {
+func park(t *testing.T, s *servercmdtest.Proc) []net.Conn {
 	t.Helper()
 	if err := s.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -274,10 +274,10 @@ func park(t *testing.T, s *server) []net.Conn {
 	// kill(2) returns before every thread has stopped: one still running
 	// could accept a connection dialled below, which the SIGKILL would
 	// then take with it.
-	waitStopped(t, s.pid)
+	waitStopped(t, s.PID)
 	var conns []net.Conn
 	for range parked {
-		c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
@@ -347,13 +347,13 @@ func waitStopped(t *testing.T, pid int) {
 // startWorker starts the example server with -handoff path. If socket is
 // not nil it is passed as systemd would (descriptor 3, LISTEN_FDS=1,
 // LISTEN_PID the server's pid) and the server must serve it.
-func startWorker(t *testing.T, addr, path string, socket *os.File) *server {
+func startWorker(t *testing.T, addr, path string, socket *os.File) *servercmdtest.Proc {
 	t.Helper()
 	args := []string{"-addr", addr, "-handoff", path, "-shutdown-timeout", "5s"}
 	if socket == nil {
 		return start(t, args...)
 	}
-	s := startServer(t, activatedCommand(socket, "", args...))
+	s := servercmdtest.Start(t, activatedCommand(socket, "", args...))
 	if !strings.Contains(s.Log.String(), "socket: activated") {
 		t.Fatalf("server did not serve the socket it was passed:\n%s", s.Log)
 	}

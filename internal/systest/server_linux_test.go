@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -48,35 +46,10 @@ func isolate(t *testing.T, long time.Duration) bool {
 // serverBin is the example server isolate built.
 func serverBin() string { return os.Getenv(envBinary) }
 
-// server is an example server process started by startServer.
-type server struct {
-	*servercmdtest.Proc
-	pid  int
-	addr string // the address it logged
-}
-
-var listening = regexp.MustCompile(`^httpserver: pid=(\d+) id=[0-9a-f]{8} listening on (\S+) `)
-
-// startServer starts cmd, an example server, and waits until it serves.
-func startServer(t *testing.T, cmd *exec.Cmd) *server {
+// start starts an example server with args and waits until it serves.
+func start(t *testing.T, args ...string) *servercmdtest.Proc {
 	t.Helper()
-	p := servercmdtest.Start(t, cmd)
-	m := listening.FindStringSubmatch(p.Ready)
-	if m == nil {
-		t.Fatalf("the server said %q, want a line like %q", p.Ready, listening)
-	}
-	s := &server{Proc: p, addr: m[2]}
-	s.pid, _ = strconv.Atoi(m[1])
-	if s.pid != cmd.Process.Pid {
-		t.Fatalf("server logged pid=%d, but its process is %d", s.pid, cmd.Process.Pid)
-	}
-	return s
-}
-
-// start starts an example server with args.
-func start(t *testing.T, args ...string) *server {
-	t.Helper()
-	return startServer(t, exec.Command(serverBin(), args...))
+	return servercmdtest.Start(t, exec.Command(serverBin(), args...))
 }
 
 // get sends n requests to addr, each on a new connection, and counts them

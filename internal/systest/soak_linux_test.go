@@ -140,16 +140,16 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	soak := soakDuration(t, 0)
 	path := filepath.Join(t.TempDir(), "h.sock")
 	s := start(t, "-addr", "127.0.0.1:0", "-handoff", path, "-shutdown-timeout", "5s")
-	get(t, s.addr, 10)
+	get(t, s.Addr, 10)
 	serverFDs := func() int {
 		t.Helper()
-		n, err := fixedFDs(s.pid)
+		n, err := fixedFDs(s.PID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
-	fds0, threads0, rss0 := serverFDs(), procStatus(t, s.pid, "Threads"), procStatus(t, s.pid, "VmRSS")
+	fds0, threads0, rss0 := serverFDs(), procStatus(t, s.PID, "Threads"), procStatus(t, s.PID, "VmRSS")
 
 	hello := helloFrame()
 	abort := []func() error{
@@ -159,7 +159,7 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 				return err
 			}
 			defer h.Close()
-			ln, err := h.Listen("tcp", s.addr)
+			ln, err := h.Listen("tcp", s.Addr)
 			if err != nil {
 				return err
 			}
@@ -182,18 +182,18 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 				t.Fatalf("round %d: %v", i, err)
 			}
 			if i%100 == 99 {
-				get(t, s.addr, 5)
+				get(t, s.Addr, 5)
 			}
 		}
 		return i
 	}
 	half := runHalf(0)
-	rssHalf := procStatus(t, s.pid, "VmRSS")
+	rssHalf := procStatus(t, s.PID, "VmRSS")
 	rounds := runHalf(half)
 	// The server answers peers one at a time, each exchange bounded by the
 	// handoff timeout; give the last one time to end.
 	settle(t, func() bool { return serverFDs() <= fds0 })
-	fds, threads, rss := serverFDs(), procStatus(t, s.pid, "Threads"), procStatus(t, s.pid, "VmRSS")
+	fds, threads, rss := serverFDs(), procStatus(t, s.PID, "Threads"), procStatus(t, s.PID, "VmRSS")
 	t.Logf("after %d aborted handoffs: descriptors %d -> %d, threads %d -> %d, RSS %d -> %d (halfway) -> %d KiB", rounds, fds0, fds, threads0, threads, rss0, rssHalf, rss)
 	if fds != fds0 {
 		t.Errorf("the server went from %d to %d descriptors (not counting TCP connections)", fds0, fds)
@@ -214,7 +214,7 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	if limit := rssHalf + 4<<10 + (rounds-half)*64/1024; rss > limit {
 		t.Errorf("the server's RSS grew from %d KiB halfway to %d KiB, more than 4 MiB plus 64 bytes a round: something leaks with each aborted handoff", rssHalf, rss)
 	}
-	next := start(t, "-addr", s.addr, "-handoff", path, "-shutdown-timeout", "5s")
+	next := start(t, "-addr", s.Addr, "-handoff", path, "-shutdown-timeout", "5s")
 	if !strings.Contains(next.Log.String(), "socket: inherited") {
 		t.Errorf("the successor did not inherit the socket:\n%s", next.Log)
 	}

@@ -23,25 +23,15 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log"
 	"os"
 
 	"github.com/b93f8b21/reuseport/internal/servercmd"
 )
 
-func main() { servercmd.Main(command.Name, run) }
+func main() { command.Main(serve) }
 
-// run is the whole program but for what belongs to the process (signals,
-// the exit status): it serves until ctx is done or a successor has taken
-// its socket, then drains and returns.
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	f, err := command.Parse(args, stderr)
-	if err != nil {
-		return err
-	}
-	pid := os.Getpid()
-	logger := log.New(stderr, fmt.Sprintf("fasthttpserver: pid=%d ", pid), 0)
-	return servercmd.Serve(ctx, f, logger, newServer(pid, logger, f.Shutdown))
+// serve is one generation of the server, as servercmd runs it.
+func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
+	return servercmd.Serve(ctx, f, logger, newServer(os.Getpid(), logger, f.Shutdown))
 }

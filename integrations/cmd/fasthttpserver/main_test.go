@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,34 +33,34 @@ func TestHandoffKeepsKeepAlive(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "w1.sock")
 	first := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path, "-shutdown-timeout", "10s")
-	kept := dialKeepAlive(t, first.addr)
-	if pid, closing := kept.post(t); pid != first.pid || closing {
-		t.Fatalf("first response: pid %d, Connection: close %v; want pid %d, keep-alive", pid, closing, first.pid)
+	kept := dialKeepAlive(t, first.Addr)
+	if pid, closing := kept.post(t); pid != first.PID || closing {
+		t.Fatalf("first response: pid %d, Connection: close %v; want pid %d, keep-alive", pid, closing, first.PID)
 	}
 
-	second := startServer(t, "-addr", first.addr, "-handoff", path)
+	second := startServer(t, "-addr", first.Addr, "-handoff", path)
 	if !strings.Contains(second.Log.String(), "socket: inherited") {
 		t.Errorf("the successor does not say it inherited its socket:\n%s", second.Log)
 	}
 	// The first copy is draining, and keeps the idle connection open for
 	// the grace (2s, counted from the response above).
-	if pid, closing := kept.post(t); pid != first.pid || !closing {
-		t.Errorf("on the kept connection after the handoff: pid %d, Connection: close %v; want pid %d, close", pid, closing, first.pid)
+	if pid, closing := kept.post(t); pid != first.PID || !closing {
+		t.Errorf("on the kept connection after the handoff: pid %d, Connection: close %v; want pid %d, close", pid, closing, first.PID)
 	}
 	select {
 	case <-first.Done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.Log)
+		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.PID, first.Log)
 	}
 	if first.Err != nil {
-		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.Err, first.Log)
+		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.PID, first.Err, first.Log)
 	}
 	if !strings.Contains(first.Log.String(), "shutting down: a successor took over") {
-		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.Log)
+		t.Errorf("pid=%d did not say why it left:\n%s", first.PID, first.Log)
 	}
-	again := dialKeepAlive(t, first.addr)
-	if pid, _ := again.post(t); pid != second.pid {
-		t.Errorf("pid %d answered a new connection after the handoff; want the successor, pid %d", pid, second.pid)
+	again := dialKeepAlive(t, first.Addr)
+	if pid, _ := again.post(t); pid != second.PID {
+		t.Errorf("pid %d answered a new connection after the handoff; want the successor, pid %d", pid, second.PID)
 	}
 	again.c.Close()
 	second.Stop(t, syscall.SIGTERM)
@@ -135,25 +133,9 @@ func (k *keepAlive) post(t *testing.T) (pid int, closing bool) {
 	return loadgen.ParsePID(body), resp.Close
 }
 
-// server is a server process started by startServer.
-type server struct {
-	*servercmdtest.Proc
-	pid  int    // from the server's own log line
-	addr string // the address it logged
-}
-
-var listening = regexp.MustCompile(`^fasthttpserver: pid=(\d+) listening on (\S+) `)
-
 // startServer starts main in a new process and waits until it says it is
 // listening. The process is killed at the end of the test if still running.
-func startServer(t *testing.T, args ...string) *server {
+func startServer(t *testing.T, args ...string) *servercmdtest.Proc {
 	t.Helper()
-	p := servercmdtest.Start(t, servercmdtest.Self(envServer, args...))
-	m := listening.FindStringSubmatch(p.Ready)
-	if m == nil {
-		t.Fatalf("server %v said %q, want a line like %q", args, p.Ready, listening)
-	}
-	s := &server{Proc: p, addr: m[2]}
-	s.pid, _ = strconv.Atoi(m[1])
-	return s
+	return servercmdtest.Start(t, servercmdtest.Self(envServer, args...))
 }

@@ -32,8 +32,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log"
 	"os"
 
@@ -42,19 +40,12 @@ import (
 	"github.com/b93f8b21/reuseport/internal/servercmd"
 )
 
-func main() { servercmd.Main(command.Name, run) }
+func main() { command.Main(serve) }
 
-// run is the whole program but for what belongs to the process (signals,
-// the exit status): it serves until ctx is done or a successor has taken
-// its socket, then drains and returns.
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	f, err := command.Parse(args, stderr)
-	if err != nil {
-		return err
-	}
-	pid := os.Getpid()
-	logger := log.New(stderr, fmt.Sprintf("grpcserver: pid=%d ", pid), 0)
-	s := newServer(pid)
+// serve is one generation of the server, as servercmd runs it, stopping
+// as -shutdown says.
+func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
+	s := newServer(os.Getpid())
 	switch f.Shutdown {
 	case shutdownGraceful:
 		logger.Print(servercmd.MigrationNote())

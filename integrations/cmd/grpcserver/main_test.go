@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,24 +14,10 @@ import (
 )
 
 // startServer runs the server binary with args and waits until it serves.
-func startServer(t *testing.T, args ...string) *server {
+func startServer(t *testing.T, args ...string) *servercmdtest.Proc {
 	t.Helper()
-	p := servercmdtest.Start(t, exec.Command(servercmdtest.Build(t, "grpcserver", ".", "build"), args...))
-	m := listeningRE.FindStringSubmatch(p.Ready)
-	if m == nil {
-		t.Fatalf("grpcserver %v said %q, want a line like %q", args, p.Ready, listeningRE)
-	}
-	return &server{Proc: p, addr: m[1], pid: p.Cmd.Process.Pid}
+	return servercmdtest.Start(t, exec.Command(servercmdtest.Build(t, "grpcserver", ".", "build"), args...))
 }
-
-// server is a grpcserver process started by a test.
-type server struct {
-	*servercmdtest.Proc
-	addr string
-	pid  int
-}
-
-var listeningRE = regexp.MustCompile(`listening on (\S+)`)
 
 // checkPID sends one health check to addr and returns the pid that
 // answered.
@@ -56,13 +41,13 @@ func TestHandoffReplacesServer(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "w1.sock")
 	first := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path)
-	if got := checkPID(t, first.addr); got != first.pid {
-		t.Errorf("answered by pid %d, want %d", got, first.pid)
+	if got := checkPID(t, first.Addr); got != first.PID {
+		t.Errorf("answered by pid %d, want %d", got, first.PID)
 	}
 
 	second := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path)
-	if second.addr != first.addr {
-		t.Errorf("the successor listens on %s, want the predecessor's %s", second.addr, first.addr)
+	if second.Addr != first.Addr {
+		t.Errorf("the successor listens on %s, want the predecessor's %s", second.Addr, first.Addr)
 	}
 	if !strings.Contains(second.Log.String(), "socket: inherited") {
 		t.Errorf("the successor did not inherit the socket:\n%s", second.Log)
@@ -70,8 +55,8 @@ func TestHandoffReplacesServer(t *testing.T) {
 	if err := first.Wait(t); err != nil {
 		t.Errorf("the predecessor exited with %v, want status 0:\n%s", err, first.Log)
 	}
-	if got := checkPID(t, first.addr); got != second.pid {
-		t.Errorf("after the handoff, answered by pid %d, want the successor %d", got, second.pid)
+	if got := checkPID(t, first.Addr); got != second.PID {
+		t.Errorf("after the handoff, answered by pid %d, want the successor %d", got, second.PID)
 	}
 
 	second.Cmd.Process.Signal(syscall.SIGTERM)

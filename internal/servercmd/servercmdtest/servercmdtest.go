@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -113,14 +115,20 @@ func (l *Log) String() string {
 type Proc struct {
 	Cmd   *exec.Cmd
 	Ready string // the line that said it serves
+	PID   int    // the pid the line named, which is the process's
+	Addr  string // the address it said it listens on
 	Log   *Log   // its stderr, line by line
 	Done  chan struct{}
 	Err   error // cmd.Wait's, valid once Done is closed
 }
 
-// Start starts cmd and waits, for at most Timeout, until a line of its
-// stderr says it serves (holds ReadyLine). It fails the test if cmd exits
-// or stays silent instead. The process is killed at the end of the test if
+// readyLine is a servercmd command's ReadyLine, after its log prefix.
+var readyLine = regexp.MustCompile(`: pid=(\d+) .*` + ReadyLine + ` (\S+) `)
+
+// Start starts cmd, a servercmd command, and waits, for at most Timeout,
+// until a line of its stderr says it serves (holds ReadyLine). It fails
+// the test if cmd exits or stays silent instead, or if the line does not
+// name the process's pid. The process is killed at the end of the test if
 // it still runs.
 func Start(t *testing.T, cmd *exec.Cmd) *Proc {
 	t.Helper()
@@ -161,6 +169,15 @@ func Start(t *testing.T, cmd *exec.Cmd) *Proc {
 	case <-time.After(Timeout):
 		t.Fatalf("%v did not say %q within %v:\n%s", cmd.Args, ReadyLine, Timeout, p.Log)
 	}
+	m := readyLine.FindStringSubmatch(p.Ready)
+	if m == nil {
+		t.Fatalf("%v said %q, want a line like %q", cmd.Args, p.Ready, readyLine)
+	}
+	p.PID, _ = strconv.Atoi(m[1])
+	p.Addr = m[2]
+	if p.PID != cmd.Process.Pid {
+		t.Fatalf("%v logged pid=%d, but its process is %d", cmd.Args, p.PID, cmd.Process.Pid)
+	}
 	return p
 }
 
@@ -172,7 +189,7 @@ func (p *Proc) Wait(t *testing.T) error {
 	case <-p.Done:
 		return p.Err
 	case <-time.After(Timeout):
-		t.Fatalf("pid %d still running %v later:\n%s", p.Cmd.Process.Pid, Timeout, p.Log)
+		t.Fatalf("pid %d still running %v later:\n%s", p.PID, Timeout, p.Log)
 		return nil
 	}
 }
@@ -182,13 +199,13 @@ func (p *Proc) Wait(t *testing.T) error {
 func (p *Proc) Stop(t *testing.T, sig os.Signal) {
 	t.Helper()
 	if err := p.Cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal pid %d: %v", p.Cmd.Process.Pid, err)
+		t.Fatalf("signal pid %d: %v", p.PID, err)
 	}
 	if err := p.Wait(t); err != nil {
-		t.Fatalf("pid %d after %v: %v, want exit status 0:\n%s", p.Cmd.Process.Pid, sig, err, p.Log)
+		t.Fatalf("pid %d after %v: %v, want exit status 0:\n%s", p.PID, sig, err, p.Log)
 	}
 	if !strings.Contains(p.Log.String(), "shutting down") {
-		t.Errorf("pid %d did not log its shutdown:\n%s", p.Cmd.Process.Pid, p.Log)
+		t.Errorf("pid %d did not log its shutdown:\n%s", p.PID, p.Log)
 	}
 }
 
