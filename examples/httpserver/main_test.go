@@ -19,11 +19,7 @@ import (
 	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
-// envServer makes the test binary run main instead of the tests, so that the
-// tests can start real server processes without a separate build.
-const envServer = "HTTPSERVER_TEST_RUN_MAIN"
-
-func TestMain(m *testing.M) { servercmdtest.Main(m, envServer, main) }
+func TestMain(m *testing.M) { servercmdtest.Main(m, main) }
 
 // TestThreeProcessesShareOnePort is the example's promise: three copies on
 // one address all serve, new connections spread across them, and each stops
@@ -132,7 +128,7 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := servercmdtest.Self(envServer, tt.args...)
+			cmd := servercmdtest.Self(tt.args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			err := servercmdtest.Run(t, cmd)
@@ -253,7 +249,7 @@ var instance = regexp.MustCompile(` id=([0-9a-f]{8}) `)
 // listening. The process is killed at the end of the test if still running.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	p := servercmdtest.Start(t, servercmdtest.Self(envServer, args...))
+	p := servercmdtest.Start(t, servercmdtest.Self(args...))
 	m := instance.FindStringSubmatch(p.Ready)
 	if m == nil {
 		t.Fatalf("server %v said %q, with no id", args, p.Ready)

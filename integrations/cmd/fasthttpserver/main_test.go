@@ -16,11 +16,7 @@ import (
 	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
-// envServer makes the test binary run main instead of the tests, so that the
-// tests can start real server processes without a separate build.
-const envServer = "FASTHTTPSERVER_TEST_RUN_MAIN"
-
-func TestMain(m *testing.M) { servercmdtest.Main(m, envServer, main) }
+func TestMain(m *testing.M) { servercmdtest.Main(m, main) }
 
 // TestHandoffKeepsKeepAlive is -handoff's promise in the small, with a
 // keep-alive connection open across it: a second copy takes over the
@@ -83,7 +79,7 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := servercmdtest.Self(envServer, tt.args...)
+			cmd := servercmdtest.Self(tt.args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			err := servercmdtest.Run(t, cmd)
@@ -137,5 +133,5 @@ func (k *keepAlive) post(t *testing.T) (pid int, closing bool) {
 // listening. The process is killed at the end of the test if still running.
 func startServer(t *testing.T, args ...string) *servercmdtest.Proc {
 	t.Helper()
-	return servercmdtest.Start(t, servercmdtest.Self(envServer, args...))
+	return servercmdtest.Start(t, servercmdtest.Self(args...))
 }

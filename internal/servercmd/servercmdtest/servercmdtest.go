@@ -209,27 +209,31 @@ func (p *Proc) Stop(t *testing.T, sig os.Signal) {
 	}
 }
 
+// envRunMain makes a test binary run the command's main instead of its
+// tests: see Main and Self.
+const envRunMain = "SERVERCMDTEST_RUN_MAIN"
+
 // Main is the TestMain of a command's package whose tests run the test
-// binary itself as the command (see Self): with the environment variable
-// env set, the binary runs main, which exits; else it runs the tests and
-// then RunTests' clean-up.
-func Main(m *testing.M, env string, main func()) {
-	if os.Getenv(env) != "" {
+// binary itself as the command (see Self): started by Self, the binary
+// runs main, which exits; else it runs the tests and then RunTests'
+// clean-up.
+func Main(m *testing.M, main func()) {
+	if os.Getenv(envRunMain) != "" {
 		main()
 	}
 	os.Exit(RunTests(m))
 }
 
-// Self is the command that runs this test binary as the command under
-// test, with args, through Main and env. Unlike a binary made by Build it
-// needs no build, and has the race detector if the tests have it.
-func Self(env string, args ...string) *exec.Cmd {
+// Self is the command that runs this test binary, through Main, as the
+// command under test, with args. Unlike a binary made by Build it needs
+// no build, and has the race detector if the tests have it.
+func Self(args ...string) *exec.Cmd {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), env+"=1")
+	cmd.Env = append(os.Environ(), envRunMain+"=1")
 	return cmd
 }
 
