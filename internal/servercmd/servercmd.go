@@ -188,15 +188,17 @@ func MigrationNote() string {
 
 // HandoffConfig is the handoff.Config a command runs with: the path and
 // timeout of f, log lines through logger, and, once it serves, the line
-// "listening on ADDR (reuseport: …; socket: …; shutdown: MODE)", which
-// tests and supervisors wait for.
+// "listening on ADDR (reuseport: …; shutdown: MODE; socket: ORIGIN)", which
+// tests and supervisors wait for. A command that calls handoff.Run (or
+// handoff.Start) itself, for another network or a way of stopping of its
+// own, starts from it.
 func (f Flags) HandoffConfig(logger *log.Logger) handoff.Config {
 	return handoff.Config{
 		Path:            f.Handoff, // "" for none: a fresh socket, and only a signal stops it
 		ShutdownTimeout: f.ShutdownTimeout,
 		Logf:            logger.Printf,
 		OnReady: func(s handoff.Socket) {
-			logger.Printf("listening on %s (reuseport: %v; socket: %v; shutdown: %s)", s.Addr, reuseport.Capabilities(), s.Origin, f.Shutdown)
+			logger.Printf("listening on %s (reuseport: %v; shutdown: %s; socket: %v)", s.Addr, reuseport.Capabilities(), f.Shutdown, s.Origin)
 		},
 	}
 }
