@@ -130,7 +130,7 @@ func TestSoakHandoffChain(t *testing.T) {
 // second half, serve throughout, and still hand its socket to a real
 // successor at the end.
 func TestSoakAbortedHandoffs(t *testing.T) {
-	if isolate(t, 20*time.Second) {
+	if isolate(t, 10*time.Second) {
 		return
 	}
 	// The run has two halves: in the first the server's RSS levels off (see
