@@ -77,7 +77,8 @@ func Build(t testing.TB, name, pkg string, args ...string) string {
 // "build", flags...) in the process go test started, outside any namespace
 // (where the module cache and the network are), and passed in the
 // environment variable env to the child that nstest.Isolate starts, and
-// to any other test binary this one runs. Call it before nstest.Isolate.
+// to any other test binary this one runs. A binary env names already (one
+// built with -race, say) is used as it is. Call it before nstest.Isolate.
 func Binary(t *testing.T, env, name, pkg string, flags ...string) string {
 	t.Helper()
 	if bin := os.Getenv(env); bin != "" {
