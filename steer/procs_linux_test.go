@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"github.com/b93f8b21/reuseport/steer"
 )
 
@@ -254,10 +254,10 @@ func TestMembersInOtherProcesses(t *testing.T) {
 		return
 	}
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to run member processes as uid %d (running as uid %d)", nobody, os.Geteuid())
+		testenv.SkipOrFail(t, testenv.RequireNetns, "needs root to run member processes as uid %d (running as uid %d)", nobody, os.Geteuid())
 	}
 	requireSteering(t)
-	exe := binaryForNobody(t)
+	exe := testenv.ShareTestBinary(t)
 	const interval = 300 * time.Millisecond
 	for _, reconcile := range []bool{true, false} {
 		name, every := "reconciling", interval
@@ -336,43 +336,4 @@ func requireMembers(t *testing.T, got map[uint32]int, ids ...uint32) {
 			t.Errorf("no first flight reached member %08x: %v", id, got)
 		}
 	}
-}
-
-// binaryForNobody copies the test binary where uid nobody can run it.
-func binaryForNobody(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "steer-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
-		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm()&0o001 == 0 {
-			skipOrFail(t, "uid %d cannot reach %s (set TMPDIR elsewhere)", nobody, d)
-		}
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, filepath.Base(exe))
-	if err := os.WriteFile(path, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv(nstest.EnvRequire) != "" {
-		t.Fatalf(format+" (%s is set, so this fails instead of skipping)", append(args, nstest.EnvRequire)...)
-	}
-	t.Skipf(format, args...)
 }
