@@ -43,14 +43,22 @@ type Command struct {
 	// Addr is the default of -addr.
 	Addr string
 	// Shutdowns lists the values -shutdown accepts; the first is the
-	// default.
+	// default. Empty for a command with one way of stopping, which then
+	// has no -shutdown flag.
 	Shutdowns []string
 	// ShutdownUsage is the help text of -shutdown, which says what each
 	// way of stopping does.
 	ShutdownUsage string
+	// HandoffUsage, if set, is the help text of -handoff; by default it
+	// says that a new copy takes this copy's socket.
+	HandoffUsage string
 	// ShutdownTimeoutUsage, if set, is the help text of -shutdown-timeout;
 	// by default it speaks of the connections already accepted.
 	ShutdownTimeoutUsage string
+	// MoreFlags, if set, defines the command's own flags on fs, beside
+	// the shared ones, and returns a check to run once they are parsed,
+	// whose error Parse reports as a usage error; the check may be nil.
+	MoreFlags func(fs *flag.FlagSet) (check func() error)
 }
 
 // Flags is what a command line asks for.
@@ -73,7 +81,10 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // the usage. It returns [flag.ErrHelp] for -h and a *[UsageError] for a
 // command line that cannot be run.
 func (c *Command) Parse(args []string, stderr io.Writer) (Flags, error) {
-	f := Flags{Addr: c.Addr, ShutdownTimeout: 30 * time.Second, Shutdown: c.Shutdowns[0]}
+	f := Flags{Addr: c.Addr, ShutdownTimeout: 30 * time.Second}
+	if len(c.Shutdowns) > 0 {
+		f.Shutdown = c.Shutdowns[0]
+	}
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -81,13 +92,23 @@ func (c *Command) Parse(args []string, stderr io.Writer) (Flags, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.Addr, "addr", f.Addr, "`address` to listen on, as host:port; every copy given the same address shares its port")
-	fs.StringVar(&f.Handoff, "handoff", "", "unix socket `path` for lossless restarts: a new copy started with the same -addr and -handoff takes this copy's socket, and this copy drains and exits; each worker needs a path of its own")
+	handoffUsage := c.HandoffUsage
+	if handoffUsage == "" {
+		handoffUsage = "unix socket `path` for lossless restarts: a new copy started with the same -addr and -handoff takes this copy's socket, and this copy drains and exits; each worker needs a path of its own"
+	}
+	fs.StringVar(&f.Handoff, "handoff", "", handoffUsage)
 	timeoutUsage := c.ShutdownTimeoutUsage
 	if timeoutUsage == "" {
 		timeoutUsage = "when stopping, how long to wait for the connections already accepted before closing them"
 	}
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", f.ShutdownTimeout, timeoutUsage)
-	fs.StringVar(&f.Shutdown, "shutdown", f.Shutdown, c.ShutdownUsage)
+	if len(c.Shutdowns) > 0 {
+		fs.StringVar(&f.Shutdown, "shutdown", f.Shutdown, c.ShutdownUsage)
+	}
+	var check func() error
+	if c.MoreFlags != nil {
+		check = c.MoreFlags(fs)
+	}
 
 	fail := func(format string, args ...any) (Flags, error) {
 		err := fmt.Errorf(format, args...)
@@ -106,6 +127,14 @@ func (c *Command) Parse(args []string, stderr io.Writer) (Flags, error) {
 	}
 	if f.ShutdownTimeout <= 0 {
 		return fail("-shutdown-timeout must be positive, got %v", f.ShutdownTimeout)
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return fail("%v", err)
+		}
+	}
+	if len(c.Shutdowns) == 0 {
+		return f, nil
 	}
 	for _, s := range c.Shutdowns {
 		if f.Shutdown == s {

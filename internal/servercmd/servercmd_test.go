@@ -75,3 +75,31 @@ func TestRun(t *testing.T) {
 		t.Errorf("serve logged %q, want %q", stderr.String(), wantLine)
 	}
 }
+
+// TestMoreFlags: a command with flags of its own and one way of stopping,
+// which then has no -shutdown.
+func TestMoreFlags(t *testing.T) {
+	var level int
+	c := servercmd.Command{
+		Name: "other", Summary: "Serve more.", Addr: "127.0.0.1:1",
+		MoreFlags: func(fs *flag.FlagSet) func() error {
+			fs.IntVar(&level, "level", 1, "how much")
+			return func() error {
+				if level < 0 {
+					return errors.New("-level must not be negative")
+				}
+				return nil
+			}
+		},
+	}
+	got, err := c.Parse([]string{"-level", "3"}, io.Discard)
+	if err != nil || level != 3 || got.Shutdown != "" {
+		t.Errorf("Parse -level 3 = %+v, %v, level %d; want level 3 and no -shutdown", got, err, level)
+	}
+	for _, args := range [][]string{{"-level", "-1"}, {"-shutdown", "drain"}} {
+		var usage *servercmd.UsageError
+		if _, err := c.Parse(args, io.Discard); !errors.As(err, &usage) {
+			t.Errorf("Parse(%q): %v, want a *UsageError", args, err)
+		}
+	}
+}

@@ -38,16 +38,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -56,56 +53,42 @@ import (
 	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/integrations/internal/selfsigned"
 	"github.com/b93f8b21/reuseport/integrations/quicsteer"
+	"github.com/b93f8b21/reuseport/internal/servercmd"
 	"github.com/b93f8b21/reuseport/steer"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // restore the default action, so a second signal ends a stuck shutdown at once
-	}()
-	os.Exit(exitCode(run(ctx, os.Args[1:], os.Stderr), os.Stderr))
-}
+func main() { command.Main(serve) }
 
-// run is the whole program but for what belongs to the process (signals,
-// the exit status): it serves until ctx is done or a successor serves,
-// then drains and returns.
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseFlags(args, stderr)
+// serve is one generation of the server: it serves until ctx is done or a
+// successor serves, then drains and returns.
+func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
+	tlsConf, err := loadTLS()
 	if err != nil {
 		return err
 	}
-	pid := os.Getpid()
-	logger := log.New(stderr, fmt.Sprintf("quicserver: pid=%d ", pid), 0)
-	tlsConf, err := loadTLS(cfg)
-	if err != nil {
-		return err
-	}
-
 	// The handoff path only tells the predecessor when to drain: the
 	// successor takes none of its sockets (the predecessor claims none,
 	// so it offers none) and binds its own in newServer.
 	var h *handoff.Handoff
-	if cfg.handoff != "" {
-		if h, err = handoff.Start(ctx, handoff.Config{Path: cfg.handoff, Logf: logger.Printf}); err != nil {
+	if f.Handoff != "" {
+		if h, err = handoff.Start(ctx, handoff.Config{Path: f.Handoff, Logf: logger.Printf}); err != nil {
 			return err
 		}
 		defer h.Close() // before Ready, this abandons the handoff and the predecessor keeps serving
 	}
-	s, err := newServer(cfg, pid, tlsConf, logger)
+	s, err := newServer(f.Addr, os.Getpid(), tlsConf, logger)
 	if err != nil {
 		return err
 	}
 	var done <-chan struct{} // nil without -handoff: only a signal stops this copy
 	if h != nil {
 		if err := h.Ready(); err != nil {
-			s.stop(cfg, logger)
+			s.stop(f.ShutdownTimeout)
 			return err
 		}
 		done = h.Done()
 	}
-	return s.serveUntil(ctx, done, cfg, logger)
+	return s.serveUntil(ctx, done, f.ShutdownTimeout)
 }
 
 // server is one copy: its socket, its membership of the steering group,
@@ -123,13 +106,13 @@ type server struct {
 
 // newServer binds a socket of its own on the shared port, joins the
 // steering group with it and serves HTTP/3 on it.
-func newServer(cfg config, pid int, tlsConf *tls.Config, logger *log.Logger) (*server, error) {
-	pc, err := reuseport.ListenPacket("udp", cfg.addr)
+func newServer(addr string, pid int, tlsConf *tls.Config, logger *log.Logger) (*server, error) {
+	pc, err := reuseport.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{conn: pc.(*net.UDPConn), served: make(chan error, 1), logger: logger}
-	if cfg.steer {
+	if own.steer {
 		s.group = steer.NewGroup(steer.Config{Logf: logger.Printf})
 		if s.member, err = s.group.Join(s.conn); err != nil {
 			s.group.Close()
@@ -148,7 +131,7 @@ func newServer(cfg config, pid int, tlsConf *tls.Config, logger *log.Logger) (*s
 	s.h3 = &http3.Server{Handler: handler(pid)}
 	go func() { s.served <- s.h3.ServeListener(s.ln) }()
 	how := "steered by connection ID"
-	if !cfg.steer {
+	if !own.steer {
 		how = "by the kernel's hash (-steer=false)"
 	} else {
 		how += fmt.Sprintf(", member id %08x", s.member.ID())
@@ -158,36 +141,36 @@ func newServer(cfg config, pid int, tlsConf *tls.Config, logger *log.Logger) (*s
 }
 
 // serveUntil serves until ctx is done or done is closed, then stops.
-func (s *server) serveUntil(ctx context.Context, done <-chan struct{}, cfg config, logger *log.Logger) error {
+func (s *server) serveUntil(ctx context.Context, done <-chan struct{}, timeout time.Duration) error {
 	select {
 	case <-ctx.Done():
-		logger.Printf("shutting down: signal")
+		s.logger.Printf("shutting down: signal")
 	case <-done:
-		logger.Printf("shutting down: a successor serves")
+		s.logger.Printf("shutting down: a successor serves")
 	case err := <-s.served:
 		s.close()
 		return fmt.Errorf("serving HTTP/3: %w", err)
 	}
-	return s.stop(cfg, logger)
+	return s.stop(timeout)
 }
 
 // stop drains: no new connection reaches the socket, the HTTP/3 server
 // sends GOAWAY and waits for the requests in flight, then the socket leaves
 // the group and closes.
-func (s *server) stop(cfg config, logger *log.Logger) error {
+func (s *server) stop(timeout time.Duration) error {
 	if s.member != nil {
 		if err := s.member.Drain(); err != nil {
-			logger.Printf("steer: drain: %v", err) // new connections may still arrive, and fail
+			s.logger.Printf("steer: drain: %v", err) // new connections may still arrive, and fail
 		}
 	}
 	s.ln.Close() // no new connection; those accepted go on
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := s.h3.Shutdown(ctx)
 	if err != nil {
-		logger.Printf("HTTP/3 shutdown: %v (connections closed)", err)
+		s.logger.Printf("HTTP/3 shutdown: %v (connections closed)", err)
 	} else {
-		logger.Printf("HTTP/3 shutdown: every connection finished")
+		s.logger.Printf("HTTP/3 shutdown: every connection finished")
 	}
 	s.close()
 	return nil
@@ -218,29 +201,14 @@ func handler(pid int) http.Handler {
 }
 
 // loadTLS reads -cert and -key, or makes a self-signed certificate.
-func loadTLS(cfg config) (*tls.Config, error) {
-	if cfg.certFile == "" {
+func loadTLS() (*tls.Config, error) {
+	if own.certFile == "" {
 		c, _, err := selfsigned.New()
 		return c, err
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
+	cert, err := tls.LoadX509KeyPair(own.certFile, own.keyFile)
 	if err != nil {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
-}
-
-// exitCode reports err and turns it into an exit status, following the flag
-// package: 0 for -h, 2 for a usage error, 1 for any other failure.
-func exitCode(err error, stderr io.Writer) int {
-	var usage *usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &usage):
-		return 2 // the flag set has printed the error and the usage already
-	default:
-		fmt.Fprintf(stderr, "quicserver: %v\n", err)
-		return 1
-	}
 }

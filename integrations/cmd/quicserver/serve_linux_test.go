@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
-// TestServeAndStop runs the program in this process: it answers a GET
+// TestServeAndStop runs the command in this process: it answers a GET
 // over HTTP/3 with its pid, and returns nil once its context is done.
 func TestServeAndStop(t *testing.T) {
 	for _, steer := range []bool{true, false} {
@@ -26,10 +27,10 @@ func TestServeAndStop(t *testing.T) {
 
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			log := new(lockedBuffer)
+			log := new(servercmdtest.Log)
 			ran := make(chan error, 1)
 			go func() {
-				ran <- run(ctx, []string{"-addr", addr.String(), fmt.Sprintf("-steer=%v", steer), "-shutdown-timeout", "5s"}, log)
+				ran <- command.Run(ctx, []string{"-addr", addr.String(), fmt.Sprintf("-steer=%v", steer), "-shutdown-timeout", "5s"}, log, serve)
 			}()
 			var pid int
 			for deadline := time.Now().Add(10 * time.Second); ; {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
 // The load of every scenario, as issue 12 measured it: three copies on one
@@ -168,11 +169,11 @@ func runChange(t *testing.T, what change, steer bool) *result {
 	f := newFleet(t, addr.String(), steer)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("servers' log:\n%s", f.log)
+			t.Logf("servers' log:\n%s", f.log())
 		}
 	})
 	handoff := what == restarts
-	procs := make([]*copyProc, copies)
+	procs := make([]*servercmdtest.Proc, copies)
 	for w := range procs {
 		procs[w] = f.start(w, handoff)
 	}
@@ -206,26 +207,27 @@ func runChange(t *testing.T, what change, steer bool) *result {
 	switch what {
 	case joins:
 		p := f.start(copies, false)
-		r.changed = p.pid
+		r.changed = p.PID
 		for _, q := range procs {
-			r.others = append(r.others, q.pid)
+			r.others = append(r.others, q.PID)
 		}
 	case leaves:
 		p := procs[copies-1]
-		r.changed = p.pid
+		r.changed = p.PID
 		for _, q := range procs[:copies-1] {
-			r.others = append(r.others, q.pid)
+			r.others = append(r.others, q.PID)
 		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		f.wait(p, 15*time.Second)
+		p.Stop(t, syscall.SIGTERM)
 	case restarts:
 		p := procs[0]
-		r.changed = p.pid
+		r.changed = p.PID
 		for _, q := range procs[1:] {
-			r.others = append(r.others, q.pid)
+			r.others = append(r.others, q.PID)
 		}
-		r.successor = f.start(0, true).pid
-		f.wait(p, 15*time.Second)
+		r.successor = f.start(0, true).PID
+		if err := p.Wait(t); err != nil {
+			t.Errorf("the predecessor, pid %d: %v", p.PID, err)
+		}
 	}
 	// Long enough for a connection that lost its socket to miss a
 	// request's deadline.
