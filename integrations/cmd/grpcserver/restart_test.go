@@ -51,7 +51,7 @@ func testRollingHandoff(t *testing.T, keep bool) {
 		t.Skip("a 20s stress run; not in -short")
 	}
 	bin := buildServer(t)
-	if outsideRace(t) || nstest.Isolate(t) {
+	if servercmdtest.OutsideRace(t, "grpcserver.test") || nstest.Isolate(t) {
 		return
 	}
 	// The load really crossed the handoffs: a persistent client moves
@@ -67,7 +67,7 @@ func testRollingHandoff(t *testing.T, keep bool) {
 // the harness could not see what -handoff prevents.
 func TestRollingSignalGracefulLosesRPCs(t *testing.T) {
 	bin := buildServer(t)
-	if outsideRace(t) || nstest.Isolate(t) {
+	if servercmdtest.OutsideRace(t, "grpcserver.test") || nstest.Isolate(t) {
 		return
 	}
 	rollingtest.CheckLoss(t, rollingRun(t, bin, rolling.Signal, 5*time.Second, perRPC, "-shutdown", shutdownGraceful), 10)
@@ -82,7 +82,7 @@ func TestRollingSignalGracefulLosesRPCs(t *testing.T) {
 // saw as few as 2 failures.
 func TestRollingHandoffGracefulLosesRPCs(t *testing.T) {
 	bin := buildServer(t)
-	if outsideRace(t) || nstest.Isolate(t) {
+	if servercmdtest.OutsideRace(t, "grpcserver.test") || nstest.Isolate(t) {
 		return
 	}
 	rollingtest.CheckLoss(t, rollingRun(t, bin, rolling.Handoff, 10*time.Second, perRPC, "-shutdown", shutdownGraceful), 20)
@@ -94,7 +94,7 @@ func TestRollingHandoffGracefulLosesRPCs(t *testing.T) {
 // harness could not see what the drain's GOAWAY prevents.
 func TestRollingHandoffStopLosesRPCs(t *testing.T) {
 	bin := buildServer(t)
-	if outsideRace(t) || nstest.Isolate(t) {
+	if servercmdtest.OutsideRace(t, "grpcserver.test") || nstest.Isolate(t) {
 		return
 	}
 	rollingtest.CheckLoss(t, rollingRun(t, bin, rolling.Handoff, 5*time.Second, persistent, "-shutdown", shutdownStop), 10)

@@ -104,7 +104,7 @@ func elsewhere(t *testing.T) bool {
 		t.Skip("a load test of about 15s; not in -short")
 	}
 	buildServer(t)
-	return outsideRace(t) || nstest.Isolate(t)
+	return servercmdtest.OutsideRace(t, "quicserver.test") || nstest.Isolate(t)
 }
 
 // result is what one run saw.

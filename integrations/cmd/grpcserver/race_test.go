@@ -1,6 +1,0 @@
-//go:build race
-
-package main
-
-// raceEnabled reports whether this test binary was built with -race.
-const raceEnabled = true

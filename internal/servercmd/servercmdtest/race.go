@@ -1,0 +1,5 @@
+//go:build race
+
+package servercmdtest
+
+const raceEnabled = true
