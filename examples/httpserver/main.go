@@ -30,7 +30,7 @@
 //
 // -shutdown stdlib stops with plain http.Server.Shutdown instead of the
 // drain. It loses requests on every restart and exists only so that the
-// restart benchmark (internal/cmd/restartbench) can show how many.
+// restart benchmark (bench/cmd/benchall -sections restarts) can show how many.
 package main
 
 import (

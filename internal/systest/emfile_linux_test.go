@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,7 +31,7 @@ func TestOutOfDescriptors(t *testing.T) {
 	// limit is lowered from outside, as an operator's ulimit or a
 	// container's would be, while the server runs.
 	const spare = 16
-	limit := uint64(countFDs(t, s.PID) + spare)
+	limit := uint64(testenv.MustOpenFDsOf(t, s.PID) + spare)
 	var old unix.Rlimit
 	if err := unix.Prlimit(s.PID, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, &old); err != nil {
 		t.Fatalf("prlimit(%d): %v", s.PID, err)
@@ -74,7 +75,7 @@ func TestOutOfDescriptors(t *testing.T) {
 	defer waiting.Close()
 	// The limit bounds descriptor numbers, and a descriptor numbered
 	// above it from before may remain: every number below it is taken.
-	if n := countFDs(t, s.PID); uint64(n) < limit {
+	if n := testenv.MustOpenFDsOf(t, s.PID); uint64(n) < limit {
 		t.Errorf("the server has %d descriptors open with its limit at %d; want it exhausted", n, limit)
 	}
 
@@ -118,16 +119,6 @@ func TestOutOfDescriptors(t *testing.T) {
 	if pids := get(t, s.Addr, 20); pids[s.PID] != 20 {
 		t.Errorf("after descriptors were freed, 20 new requests were served by %v, want all by pid %d", pids, s.PID)
 	}
-}
-
-// countFDs is the number of descriptors process pid has open.
-func countFDs(t *testing.T, pid int) int {
-	t.Helper()
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(fds)
 }
 
 // cpuTime is the user plus system time process pid has used, from

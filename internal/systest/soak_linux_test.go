@@ -20,6 +20,7 @@ import (
 	"github.com/b93f8b21/reuseport/internal/loadgen"
 	"github.com/b93f8b21/reuseport/internal/rolling"
 	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 )
 
 // envSoak lengthens the soak tests, e.g. REUSEPORT_SOAK=5m; by default
@@ -62,7 +63,7 @@ func TestSoakHandoffChain(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nobody else lives in this namespace to take the port
 
-	fds0, goroutines0 := countFDs(t, os.Getpid()), runtime.NumGoroutine()
+	fds0, goroutines0 := testenv.MustOpenFDs(t), runtime.NumGoroutine()
 	samples := &genSamples{}
 	res, err := rolling.Run(t.Context(), rolling.Config{
 		Command:   rolling.Server(serverBin(), addr, dir),
@@ -115,8 +116,8 @@ func TestSoakHandoffChain(t *testing.T) {
 	if bound := slices.Max(rssOf(first)) * 2; slices.Max(rssOf(last)) > bound {
 		t.Errorf("RSS of the last generations %v KiB exceeds %d KiB, twice the first %v", rssOf(last), bound, rssOf(first))
 	}
-	settle(t, func() bool { return runtime.NumGoroutine() <= goroutines0 && countFDs(t, os.Getpid()) <= fds0 })
-	if g, f := runtime.NumGoroutine(), countFDs(t, os.Getpid()); g > goroutines0 || f > fds0 {
+	settle(t, func() bool { return runtime.NumGoroutine() <= goroutines0 && testenv.MustOpenFDs(t) <= fds0 })
+	if g, f := runtime.NumGoroutine(), testenv.MustOpenFDs(t); g > goroutines0 || f > fds0 {
 		t.Errorf("the test process went from %d to %d goroutines and %d to %d descriptors", goroutines0, g, fds0, f)
 	}
 }

@@ -43,3 +43,14 @@ func MustOpenFDs(t testing.TB) int {
 	}
 	return n
 }
+
+// MustOpenFDsOf is [OpenFDsOf] for a test that needs the count: it fails t
+// when the count cannot be read (the process is gone, or there is no /proc).
+func MustOpenFDsOf(t testing.TB, pid int) int {
+	t.Helper()
+	n, err := OpenFDsOf(pid)
+	if err != nil {
+		t.Fatalf("counting the descriptors of pid %d: %v", pid, err)
+	}
+	return n
+}
