@@ -17,11 +17,27 @@ import (
 // has its own source port, so their probes past the end hash to different
 // sockets, and a group without a program (every probe by hash) shows as
 // probers that disagree.
+//
+// The hash of a prober's address picks one socket for all its probes past
+// the end. When that socket answers no probe (a socket bound but not
+// joined yet, or one that does not take part), the prober cannot see the
+// end, and when the group ends in such sockets (its last slots answer
+// nothing) no prober may see it. Then the Group scouts: it sends one probe
+// for slot scoutSlot, always past the end, from each of up to maxScouts
+// new source ports, and the ports whose probe a member answers probe the
+// group too. Each scout reaches a member with probability (members that
+// answer) / (sockets in the group).
 const (
 	probers       = 3
 	probeRounds   = 6                     // rounds of retries for unanswered slots
 	firstWait     = 10 * time.Millisecond // doubled each round
 	minProbeSlots = 8
+
+	scoutSlot  = 0xffffffff // past the end of every group
+	scoutBatch = 32         // scouts opened at once
+	maxScouts  = 512
+	goodScouts = 2 // scouts kept to probe the group
+	scoutWait  = 20 * time.Millisecond
 )
 
 // probeFrom reports whether a probe from addr may be answered: it must come
@@ -87,7 +103,8 @@ func (g *Group) probe() (Table, bool, error) {
 	limit := uint32(max(len(g.table)+4, minProbeSlots))
 	wait := firstWait
 	end := -1
-	for range probeRounds {
+	scouted := false
+	for round := range probeRounds {
 		var wg sync.WaitGroup
 		errs := make([]error, len(ps))
 		for i, p := range ps {
@@ -98,6 +115,18 @@ func (g *Group) probe() (Table, bool, error) {
 			return nil, false, err
 		}
 		end = groupEnd(ps)
+		if end < 0 && !scouted && round < probeRounds-1 {
+			// The group may end in sockets that answer no probe.
+			scouted = true
+			scouts, err := scout(network, local, dst)
+			for _, p := range scouts {
+				defer p.conn.Close()
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			ps = append(ps, scouts...)
+		}
 		if end < 0 && limit <= MaxMembers {
 			// No probe past the end yet: the group is larger, or its
 			// probes were lost or reached sockets that do not answer.
@@ -108,13 +137,17 @@ func (g *Group) probe() (Table, bool, error) {
 		wait *= 2
 	}
 	if end < 0 {
-		// Every probe past the end reached a socket that does not answer:
-		// the group ends after the last slot that answered.
+		// Every probe past the end reached a socket that does not answer,
+		// the scouts' too: the group ends after the last slot that
+		// answered, as far as probing can tell.
 		end = 0
 		for _, p := range ps {
 			for k := range p.answers {
 				end = max(end, int(k)+1)
 			}
+		}
+		if scouted {
+			g.logf("steer: no probe past the end of the group on %v reached a member that answers; taking it to end after slot %d", g.addr, end-1)
 		}
 	}
 	t := make(Table, end)
@@ -208,4 +241,69 @@ func (p *prober) round(dst *net.UDPAddr, limit uint32, wait time.Duration) error
 		}
 	}
 	return nil
+}
+
+// scout opens probers on new source ports, scoutBatch at a time and at
+// most maxScouts, and sends from each one probe for scoutSlot, which the
+// kernel hashes by the prober's address onto some socket of the group. It
+// returns, open, up to goodScouts probers whose probe a member answered:
+// their probes past the end of the group reach that member, which answers
+// them, so they see where the group ends even when its last sockets
+// answer nothing. It returns none if no member answered.
+func scout(network string, local, dst *net.UDPAddr) ([]*prober, error) {
+	var good []*prober
+	probe := func(p *prober) error {
+		b := probeMsg{kind: kindProbe, slot: scoutSlot, nonce: p.nonce}.marshal()
+		_, err := p.conn.WriteToUDP(b, dst)
+		return err
+	}
+	buf := make([]byte, controlLen+1)
+	for tried := 0; tried < maxScouts && len(good) < goodScouts; tried += scoutBatch {
+		batch := make([]*prober, 0, scoutBatch)
+		var err error
+		for range scoutBatch {
+			var c *net.UDPConn
+			if c, err = net.ListenUDP(network, local); err != nil {
+				err = fmt.Errorf("steer: opening a socket to probe %v: %w", dst, err)
+				break
+			}
+			p := &prober{conn: c, nonce: randomNonce(), answers: map[uint32]answer{}}
+			batch = append(batch, p)
+			if err = probe(p); err != nil {
+				err = fmt.Errorf("steer: probing %v: %w", dst, err)
+				break
+			}
+		}
+		// Every reply of the batch is queued on its socket by the
+		// deadline; read them in turn.
+		deadline := time.Now().Add(scoutWait)
+		for _, p := range batch {
+			if err == nil && len(good) < goodScouts && p.scoutAnswered(dst, deadline, buf) {
+				good = append(good, p)
+			} else {
+				p.conn.Close()
+			}
+		}
+		if err != nil {
+			return good, err
+		}
+	}
+	return good, nil
+}
+
+// scoutAnswered reports whether a member answered p's probe for scoutSlot
+// by deadline.
+func (p *prober) scoutAnswered(dst *net.UDPAddr, deadline time.Time, buf []byte) bool {
+	p.conn.SetReadDeadline(deadline)
+	for {
+		n, from, err := p.conn.ReadFromUDP(buf)
+		if err != nil {
+			return false
+		}
+		r, err := parseControl(buf[:n])
+		if err == nil && r.kind == kindReply && r.nonce == p.nonce && r.slot == scoutSlot &&
+			from.Port == dst.Port && from.IP.Equal(dst.IP) {
+			return true
+		}
+	}
 }

@@ -423,3 +423,75 @@ func requireSpread(t *testing.T, owners map[int]int, n int, steered bool) {
 		}
 	}
 }
+
+// TestJoinBoundSocketsInBindOrder binds every socket of a group before
+// any joins, as reuseport.ListenPacketGroup does, and joins them in bind
+// order: until the last joins, the group ends in sockets that answer no
+// probe. Probing must still find the group's true size at every Join, and
+// Leave must then keep the connections of the socket the kernel moves.
+func TestJoinBoundSocketsInBindOrder(t *testing.T) {
+	const n = 4
+	s := newServer(t, 0, true)
+	conns := make([]*net.UDPConn, n)
+	for i := range conns {
+		conns[i] = s.bind()
+	}
+	t.Cleanup(func() {
+		for i, c := range conns {
+			if s.socks[i] == nil {
+				c.Close() // bound, never joined
+			}
+		}
+	})
+	for i, c := range conns {
+		m, err := s.g.Join(c)
+		if err != nil {
+			t.Fatalf("joining socket %d of %d bound: %v", i, n, err)
+		}
+		s.read(i, c, m)
+		table := s.g.Table()
+		ok := len(table) == n
+		for k := 0; ok && k < n; k++ {
+			if k <= i {
+				ok = table[k].ID == s.socks[k].m.ID() && table[k].State == steer.Accepting
+			} else {
+				ok = table[k].State == steer.Silent
+			}
+		}
+		if !ok {
+			t.Fatalf("after socket %d joined, table %v; want %d members then %d silent slots", i, table, i+1, n-1-i)
+		}
+	}
+	cs := s.connect(flows)
+	requireSpread(t, s.ownerCounts(cs), n, true)
+	s.leave(0)
+	if moved, of := s.use(cs, func(owner int) bool { return owner != 0 }); moved != 0 {
+		t.Errorf("after socket 0 left, %d of %d packets reached another socket; want 0", moved, of)
+	}
+}
+
+// TestSilentSocketLast puts a socket that does not take part at the end of
+// the group, where probes cannot tell it from the group's end unless a
+// prober's hash reaches a member. When the first member leaves, the kernel
+// moves the silent socket into its slot: a table a slot short would send
+// the other member's connections to it.
+func TestSilentSocketLast(t *testing.T) {
+	s := newServer(t, 2, true)
+	s.bystander(2)
+	for i := range 10 {
+		if err := s.g.Reconcile(); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		if table := s.g.Table(); len(table) != 3 || table[2].State != steer.Silent {
+			t.Fatalf("reconcile %d: table %v; want two members and a silent slot", i, table)
+		}
+	}
+	cs := s.connect(flows)
+	s.leave(0)
+	if table := s.g.Table(); len(table) != 2 || table[0].State != steer.Silent || table[1].ID != s.socks[1].m.ID() {
+		t.Errorf("table after socket 0 left: %v; want the silent socket, then socket 1", table)
+	}
+	if moved, of := s.use(cs, func(owner int) bool { return owner == 1 }); moved != 0 {
+		t.Errorf("after socket 0 left, %d of %d packets of socket 1's connections reached another socket; want 0", moved, of)
+	}
+}
