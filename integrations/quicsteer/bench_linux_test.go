@@ -42,8 +42,8 @@ func benchSockets(b *testing.B, n int, steered bool) {
 	}
 	g := steer.NewGroup(steer.Config{})
 	b.Cleanup(func() { g.Close() })
-	for _, i := range joinOrder(n) {
-		conn := pcs[i].(*net.UDPConn)
+	for i, pc := range pcs {
+		conn := pc.(*net.UDPConn)
 		var m *steer.Member
 		if steered {
 			m = join(b, g, conn)

@@ -97,9 +97,8 @@ func runShards(t *testing.T, steered bool) shardsResult {
 		}
 		shards[i] = serveShard(t, i, conn, m, serverTLS)
 	}
-	// Join the last socket bound first (see joinOrder).
-	for _, i := range joinOrder(len(pcs)) {
-		add(i, pcs[i])
+	for i, pc := range pcs {
+		add(i, pc)
 	}
 
 	clients := make([]*client, clientConns)

@@ -172,19 +172,3 @@ func join(t testing.TB, g *steer.Group, conn *net.UDPConn) *steer.Member {
 	}
 	return m
 }
-
-// joinOrder returns the order in which to join n sockets bound together
-// (ListenPacketGroup): the last one bound first. A socket bound but not
-// yet joined answers no probe, and while the group's last slot is such a
-// socket, probing cannot tell where the group ends: probes past the end go
-// by the kernel's hash, and when every prober's hash picks the silent
-// socket the table comes out a slot short, which made Join fail now and
-// then with "kept changing". With the last slot answering from the first
-// Join on, the end is always known.
-func joinOrder(n int) []int {
-	order := make([]int, n)
-	for i := range order {
-		order[i] = n - 1 - i
-	}
-	return order
-}
