@@ -30,14 +30,6 @@ func setReusePort(fd uintptr, stream, listening bool) error {
 	return nil
 }
 
-func setFastOpen(fd uintptr, queue int) error {
-	return os.NewSyscallError("setsockopt TCP_FASTOPEN", unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_FASTOPEN, queue))
-}
-
-func setDeferAccept(fd uintptr, seconds int) error {
-	return os.NewSyscallError("setsockopt TCP_DEFER_ACCEPT", unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, seconds))
-}
-
 // probe asks the kernel rather than trusting the OS name: kernels before 3.9
 // and some sandboxes refuse SO_REUSEPORT. A kernel that accepts it balances.
 func probe() Capability {
