@@ -35,12 +35,12 @@
 // freed most recently first, so a connection idle that long is one they
 // rarely pick; the one left to lose is a request sent on it in the instant
 // between the close and the client seeing it, before the client's next
-// look at the socket. Behind nginx with upstream keepalive, wrk POSTing
-// over 64 connections and one of two workers replaced every 250 ms lost 0
-// of 265,286 requests over 79 restarts (TestNginxKeepAliveHandoffLosesNothing
-// in examples/httpserver; BENCHMARKS.md has the figures and the command);
-// closing idle connections at once, as http.Server.Shutdown does, lost
-// 443 in 19 restarts of the same setup.
+// look at the socket. Behind nginx with upstream keepalive, with workers
+// replaced under POST load, the tests of examples/httpserver assert that
+// no request is lost (TestNginxKeepAliveHandoffLosesNothing), and that
+// closing idle connections at once, as http.Server.Shutdown does, loses
+// some (TestNginxKeepAliveStdlibLosesRequests); BENCHMARKS.md gives the
+// figures, under "Behind a keep-alive proxy", and the command.
 //
 // A response whose handler began before the drain does not say
 // "Connection: close" (its header may already be written); its connection
