@@ -1,20 +1,20 @@
 package reuseport_test
 
 import (
-	"os"
 	"testing"
+
+	"github.com/b93f8b21/reuseport/internal/testenv"
 )
 
 // openFDs counts this process's open file descriptors, or returns -1
 // where the OS does not list them.
 func openFDs(t *testing.T) int {
 	t.Helper()
-	for _, dir := range []string{"/proc/self/fd", "/dev/fd"} {
-		if entries, err := os.ReadDir(dir); err == nil {
-			return len(entries)
-		}
+	n, err := testenv.OpenFDs()
+	if err != nil {
+		return -1
 	}
-	return -1
+	return n
 }
 
 // noNewFDsAtEnd counts open descriptors now and fails the test at its

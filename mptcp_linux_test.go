@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +34,7 @@ func TestMultipathAndPlainTCPShare(t *testing.T) {
 		kinds[i] = getsockopt(t, ln, unix.SOL_SOCKET, unix.SO_PROTOCOL)
 	}
 	if kinds[0] != unix.IPPROTO_MPTCP {
-		t.Skipf("this kernel gave a plain TCP socket when asked for Multipath TCP (net.mptcp.enabled=0?); protocols: %v", kinds)
+		testenv.SkipOrFail(t, testenv.RequireNetns, "this kernel gave a plain TCP socket when asked for Multipath TCP (net.mptcp.enabled=0?); protocols: %v", kinds)
 	}
 	if kinds[1] != unix.IPPROTO_TCP {
 		t.Fatalf("SetMultipathTCP(false) gave protocol %d, want plain TCP", kinds[1])

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/b93f8b21/reuseport/internal/sockaddr"
 )
 
 // Listen is [net.Listen] for a socket that shares its port. The network must
@@ -143,17 +145,6 @@ func (lc *ListenConfig) ListenPacketGroup(ctx context.Context, network, address 
 
 type closer interface{ Close() error }
 
-// localAddr is the address of a net.Listener (Addr) or net.PacketConn (LocalAddr).
-func localAddr(s closer) net.Addr {
-	switch s := s.(type) {
-	case net.Listener:
-		return s.Addr()
-	case net.PacketConn:
-		return s.LocalAddr()
-	}
-	return nil
-}
-
 func listenGroup[S closer](ctx context.Context, network, address string, n int, listen func(context.Context, string, string) (S, error)) ([]S, error) {
 	if n < 1 {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: fmt.Errorf("reuseport: a group needs at least one socket, not %d", n)}
@@ -171,7 +162,7 @@ func listenGroup[S closer](ctx context.Context, network, address string, n int, 
 			// Join the address the first bind got: its port differs from the
 			// requested one when that was 0 or a service name, and a host
 			// name need not resolve to the same address twice.
-			address = localAddr(s).String()
+			address = sockaddr.Local(s).String()
 		}
 		group = append(group, s)
 	}

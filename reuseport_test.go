@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 )
 
 // TestShare checks, on the host's loopback and with little traffic, that
@@ -262,32 +267,35 @@ func TestControlError(t *testing.T) {
 	}
 }
 
-// TestCapabilityString checks every kind of Capability describes itself,
-// the zero value included.
+// TestCapabilityString checks what every kind of Capability says of
+// itself, the zero value included: a Capability that cannot share says so,
+// with its error.
 func TestCapabilityString(t *testing.T) {
 	cause := errors.New("the cause")
-	for _, c := range []reuseport.Capability{
-		{Share: true, Balance: true},
-		{Share: true},
-		{Err: cause},
-		{},
+	for _, tc := range []struct {
+		c    reuseport.Capability
+		want string
+	}{
+		{reuseport.Capability{Share: true, Balance: true}, "shares ports and balances connections"},
+		{reuseport.Capability{Share: true}, "shares ports without balancing: one socket takes every new connection"},
+		{reuseport.Capability{Err: cause}, "cannot share ports: the cause"},
+		{reuseport.Capability{}, "cannot share ports"},
 	} {
-		s := c.String()
-		if s == "" {
-			t.Errorf("%#v describes itself as nothing", c)
-		}
-		if c.Err != nil && !strings.Contains(s, cause.Error()) {
-			t.Errorf("%#v describes itself as %q, without its error", c, s)
+		if got := tc.c.String(); got != tc.want {
+			t.Errorf("%#v describes itself as %q, want %q", tc.c, got, tc.want)
 		}
 	}
 }
 
 // TestUnsupportedOS checks that where ports cannot be shared every entry
-// point fails with ErrUnsupported, rather than making an unshared socket.
+// point fails with ErrUnsupported, rather than making an unshared socket. Where
+// ports can be shared, it runs itself on one OS where they cannot: js/wasm,
+// under Node.js, so that the unsupported-OS code runs on every host CI has.
 func TestUnsupportedOS(t *testing.T) {
 	c := reuseport.Capabilities()
 	if c.Share {
-		t.Skipf("this OS shares ports (%v); nothing to check", c)
+		unsupportedOSUnderNode(t)
+		return
 	}
 	if !errors.Is(c.Err, errors.ErrUnsupported) {
 		t.Errorf("Capabilities().Err = %v, want it to wrap ErrUnsupported", c.Err)
@@ -334,4 +342,38 @@ func TestListenPacketGroup(t *testing.T) {
 		t.Fatalf("only %d of %d datagrams arrived", got, sent)
 	}
 	requireAll(t, tl.snapshot())
+}
+
+// unsupportedOSUnderNode runs TestUnsupportedOS of this package built for
+// js/wasm, with the go command and the Node.js runner of its GOROOT
+// (lib/wasm/go_js_wasm_exec), and fails unless it passes there.
+func unsupportedOSUnderNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("this OS shares ports; running the check for js/wasm builds a test binary, not done in -short mode")
+	}
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		testenv.SkipOrFail(t, testenv.RequireNetns, "this OS shares ports, and there is no go command to build the test for js/wasm: %v", err)
+		return
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		testenv.SkipOrFail(t, testenv.RequireNetns, "this OS shares ports, and there is no Node.js to run the test for js/wasm: %v", err)
+		return
+	}
+	out, err := exec.Command(goCmd, "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	runner := filepath.Join(strings.TrimSpace(string(out)), "lib", "wasm", "go_js_wasm_exec")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goCmd, "test", "-count=1", "-exec="+runner, "-run=^TestUnsupportedOS$", "-v", ".")
+	// GOFLAGS may hold -race, which js/wasm lacks.
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0", "GOFLAGS=")
+	b, err := cmd.CombinedOutput()
+	text := string(b)
+	if err != nil || !strings.Contains(text, "--- PASS: TestUnsupportedOS ") {
+		t.Fatalf("TestUnsupportedOS for js/wasm under Node.js (%v):\n%s", err, text)
+	}
+	t.Logf("ran for js/wasm under Node.js:\n%s", text)
 }

@@ -194,7 +194,7 @@ func TestCapabilitiesLinux(t *testing.T) {
 	if !c.Share || !c.Balance || c.Err != nil {
 		t.Errorf("Capabilities() = %+v, want Share and Balance without error", c)
 	}
-	if c.String() == "" {
-		t.Error("Capabilities().String() is empty")
+	if got, want := c.String(), "shares ports and balances connections"; got != want {
+		t.Errorf("Capabilities().String() = %q, want %q", got, want)
 	}
 }

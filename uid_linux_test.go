@@ -8,14 +8,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,9 +96,9 @@ func reuseBoth(_, _ string, c syscall.RawConn) error {
 // (the owner's socket there is made by hand too, as a control).
 func TestOtherUserCannotJoin(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to run a process as uid %d (running as uid %d)", nobody, os.Geteuid())
+		testenv.SkipOrFail(t, testenv.RequireNetns, "needs root to run a process as uid %d (running as uid %d)", nobody, os.Geteuid())
 	}
-	binary := binaryForNobody(t)
+	binary := testenv.ShareTestBinary(t)
 	for _, tc := range []struct {
 		name       string
 		network    string
@@ -152,62 +151,4 @@ func stderrOf(err error) string {
 		return string(ee.Stderr)
 	}
 	return ""
-}
-
-// binaryForNobody copies the test binary where uid 65534 may run it: the
-// one go test built sits in a directory only its owner may enter.
-func binaryForNobody(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "reuseport-uid-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			skipOrFail(t, "uid %d cannot reach the temporary directory %s: %s is not searchable by others (set TMPDIR elsewhere)", nobody, dir, d)
-		}
-		if d == filepath.Dir(d) {
-			break
-		}
-	}
-	src, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	path := filepath.Join(dir, filepath.Base(exe))
-	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// skipOrFail skips a test that needs privileges this run lacks, unless
-// CI asked for every such test to run.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv(nstest.EnvRequire) != "" {
-		t.Fatalf(format+" (%s is set, so this fails instead of skipping)", append(args, nstest.EnvRequire)...)
-	}
-	t.Skipf(format, args...)
 }

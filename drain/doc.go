@@ -18,7 +18,7 @@
 //	// … once a successor is accepting from the same socket:
 //	err := d.Shutdown(ctx)
 //
-// [Listener] does the same for an accept loop of your own: [Listener.Stop]
+// [Listener] does the same for an accept loop of your own: [Listener.Close]
 // ends Accept and [Listener.Wait] waits for the accepted connections to close.
 //
 // # Keep-alive
@@ -35,12 +35,10 @@
 // freed most recently first, so a connection idle that long is one they
 // rarely pick; the one left to lose is a request sent on it in the instant
 // between the close and the client seeing it, before the client's next
-// look at the socket. Behind nginx with upstream keepalive, with workers
-// replaced under POST load, the tests of examples/httpserver assert that
-// no request is lost (TestNginxKeepAliveHandoffLosesNothing), and that
-// closing idle connections at once, as http.Server.Shutdown does, loses
-// some (TestNginxKeepAliveStdlibLosesRequests); BENCHMARKS.md gives the
-// figures, under "Behind a keep-alive proxy", and the command.
+// look at the socket. TestNginxKeepAliveHandoffLosesNothing in
+// examples/httpserver checks this behind nginx with upstream keepalive,
+// against a control that closes idle connections at once, as
+// http.Server.Shutdown does; BENCHMARKS.md has the figures and the command.
 //
 // A response whose handler began before the drain does not say
 // "Connection: close" (its header may already be written); its connection

@@ -56,7 +56,7 @@ func ExampleListener() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
-				return // after Stop, an error wrapping net.ErrClosed
+				return // after Close, an error wrapping net.ErrClosed
 			}
 			go func() {
 				defer c.Close()
@@ -74,7 +74,7 @@ func ExampleListener() {
 	io.ReadFull(c, buf)
 	fmt.Printf("%s\n", buf)
 
-	l.Stop()
+	l.Close()
 	c.Close() // the client is done; the echo goroutine closes its side
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

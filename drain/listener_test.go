@@ -13,7 +13,7 @@ import (
 	"github.com/b93f8b21/reuseport/drain"
 )
 
-func TestListenerStopUnblocksAccept(t *testing.T) {
+func TestListenerCloseUnblocksAccept(t *testing.T) {
 	checkLeaks(t)
 	l := drain.NewListener(listen(t))
 	errc := make(chan error, 1)
@@ -22,17 +22,18 @@ func TestListenerStopUnblocksAccept(t *testing.T) {
 		errc <- err
 	}()
 	pending(t, "Accept", errc)
-	l.Stop()
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
 	if err := recv(t, "Accept", errc); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Accept after Stop returned %v, want an error wrapping %v", err, net.ErrClosed)
+		t.Fatalf("Accept after Close returned %v, want an error wrapping %v", err, net.ErrClosed)
 	}
 	var opErr *net.OpError
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) || !errors.As(err, &opErr) || opErr.Op != "accept" {
-		t.Fatalf("second Accept after Stop returned %v, want an accept *net.OpError wrapping %v", err, net.ErrClosed)
+		t.Fatalf("second Accept after Close returned %v, want an accept *net.OpError wrapping %v", err, net.ErrClosed)
 	}
-	l.Stop()
 	if err := l.Close(); err != nil {
-		t.Fatalf("Close after Stop: %v", err)
+		t.Fatalf("second Close: %v", err)
 	}
 }
 
@@ -53,10 +54,10 @@ func dup(t *testing.T, ln net.Listener) net.Listener {
 	return other
 }
 
-// TestListenerStopLeavesSharedSocket: Stop releases only its own
-// descriptor. Connections queued on the socket before and after Stop go to
+// TestListenerCloseLeavesSharedSocket: Close releases only its own
+// descriptor. Connections queued on the socket before and after Close go to
 // the other holder of that socket and work; none is reset.
-func TestListenerStopLeavesSharedSocket(t *testing.T) {
+func TestListenerCloseLeavesSharedSocket(t *testing.T) {
 	checkLeaks(t)
 	ln := listen(t)
 	other := dup(t, ln)
@@ -65,7 +66,7 @@ func TestListenerStopLeavesSharedSocket(t *testing.T) {
 	for range 3 {
 		clients = append(clients, dial(t, ln.Addr())) // queued: nobody accepts yet
 	}
-	l.Stop()
+	l.Close()
 	for range 3 {
 		clients = append(clients, dial(t, ln.Addr()))
 	}
@@ -116,8 +117,8 @@ func TestListenerWait(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- l.Wait(context.Background()) }()
-	pending(t, "Wait before Stop", waited)
-	l.Stop()
+	pending(t, "Wait before Close", waited)
+	l.Close()
 	pending(t, "Wait with two connections open", waited)
 	conns[0].Close()
 	conns[0].Close() // a second Close must not count twice
@@ -140,7 +141,7 @@ func TestListenerWaitContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Stop()
+	l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := l.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -208,7 +209,7 @@ func TestListenerConn(t *testing.T) {
 	}
 }
 
-// TestListenerWaitCoversAcceptInFlight races Stop and Wait against an
+// TestListenerWaitCoversAcceptInFlight races Close and Wait against an
 // Accept that is returning a connection: Wait must not report the listener
 // drained while a connection it is about to return, or has returned, is open.
 func TestListenerWaitCoversAcceptInFlight(t *testing.T) {
@@ -243,7 +244,7 @@ func TestListenerWaitCoversAcceptInFlight(t *testing.T) {
 			}()
 		}
 		time.Sleep(time.Duration(i%10) * 50 * time.Microsecond)
-		l.Stop()
+		l.Close()
 		if err := l.Wait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -286,8 +287,8 @@ func TestListenerWaitClaimed(t *testing.T) {
 	}()
 	claimed := make(chan error, 1)
 	go func() { claimed <- l.WaitClaimed(context.Background()) }()
-	pending(t, "WaitClaimed before Stop", claimed)
-	l.Stop()
+	pending(t, "WaitClaimed before Close", claimed)
+	l.Close()
 	pending(t, "WaitClaimed with four connections untouched", claimed)
 
 	conns[0].SetDeadline(time.Now().Add(timeout))

@@ -1,15 +1,15 @@
 package drain
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/b93f8b21/reuseport/internal/gauge"
+	"github.com/b93f8b21/reuseport/internal/lameduck"
 )
 
 // DefaultIdleGrace is how long [Server.Shutdown] keeps open a connection
@@ -41,22 +41,7 @@ type Server struct {
 	IdleGrace time.Duration
 
 	srv  *http.Server
-	next func(net.Conn, http.ConnState) // the hook srv had before NewServer
-
-	drainOnce sync.Once
-	draining  atomic.Bool // Shutdown has begun: responses say "Connection: close"
-	grace     time.Duration
-
-	mu        sync.Mutex
-	stopping  bool                   // Shutdown or Close began: Serve refuses listeners
-	listeners map[*Listener]struct{} // those Serve is accepting from
-	conns     map[*conn]struct{}     // open and not hijacked
-
-	// busy is what Shutdown waits for: 1 until the drain has begun, plus the
-	// Accept calls in progress, plus the connections conn.busyLocked holds
-	// busy: every HTTP/1 connection until it closes, and every connection
-	// whose protocol is not known yet.
-	busy gauge.Gauge
+	core *lameduck.Server
 }
 
 // NewServer prepares srv to drain. Call it before serving, once srv's
@@ -66,19 +51,21 @@ type Server struct {
 // calls the one srv had, if any. Do not replace either afterwards.
 func NewServer(srv *http.Server) *Server {
 	s := &Server{
-		srv:       srv,
-		next:      srv.ConnState,
-		listeners: make(map[*Listener]struct{}),
-		conns:     make(map[*conn]struct{}),
+		srv: srv,
+		core: lameduck.NewServer(lameduck.Config{
+			DefaultGrace: DefaultIdleGrace,
+			Sniff:        len(h2Preface),
+			Multiplexed:  isHTTP2,
+			QuietNew:     true,
+		}),
 	}
-	s.busy.Add(1)
-	srv.ConnState = s.connState
+	srv.ConnState = lameduck.StateHook(s.core, states, srv.ConnState)
 	h := srv.Handler
 	if h == nil {
 		h = http.DefaultServeMux
 	}
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 1 && s.draining.Load() {
+		if r.ProtoMajor == 1 && s.core.Draining() {
 			// net/http closes the connection once this response is written.
 			w.Header().Set("Connection", "close")
 		}
@@ -95,24 +82,12 @@ func NewServer(srv *http.Server) *Server {
 // Pass ln itself, not a [crypto/tls] listener made from it: http.Server
 // speaks HTTP/2 and fills Request.TLS only when it sees the *tls.Conn, so
 // use ServeTLS for TLS.
-func (s *Server) Serve(ln net.Listener) error {
-	l, err := s.listen(ln)
-	if err != nil {
-		return err
-	}
-	defer s.unlisten(l)
-	return s.served(s.srv.Serve(l))
-}
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, s.srv.Serve) }
 
 // ServeTLS is [http.Server.ServeTLS] through a [Listener] wrapped around ln,
 // with the return values of [Server.Serve].
 func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
-	l, err := s.listen(ln)
-	if err != nil {
-		return err
-	}
-	defer s.unlisten(l)
-	return s.served(s.srv.ServeTLS(l, certFile, keyFile))
+	return s.serve(ln, func(l net.Listener) error { return s.srv.ServeTLS(l, certFile, keyFile) })
 }
 
 // Shutdown drains the server without dropping a request, then calls
@@ -120,7 +95,7 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 //
 //  1. It stops accepting on every listener Serve uses. Connections still
 //     queued on a listening socket stay there for another holder of that
-//     socket; see [Listener.Stop].
+//     socket; see [Listener.Close].
 //  2. Every HTTP/1 request whose handler starts from now on is answered
 //     with "Connection: close", after which net/http closes its
 //     connection. Connections idle in keep-alive stay open: a request a
@@ -148,8 +123,7 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 //
 // Shutdown may be called more than once and concurrently; each call waits.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.drainOnce.Do(s.drain)
-	if err := s.busy.Wait(ctx); err != nil {
+	if err := s.core.Drain(ctx, s.IdleGrace); err != nil {
 		_ = s.srv.Shutdown(ctx) // returns at once: ctx has ended
 		return err
 	}
@@ -161,127 +135,50 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // about because Shutdown kept them open. It returns the error of
 // http.Server.Close.
 func (s *Server) Close() error {
-	s.stop()
+	s.core.Stop(true)
 	err := s.srv.Close()
-	s.mu.Lock()
-	open := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		open = append(open, c)
-	}
-	s.mu.Unlock()
-	for _, c := range open {
-		c.close()
-	}
+	s.core.CloseConns()
 	return err
 }
 
-func (s *Server) drain() {
-	s.stop()
-	s.grace = s.IdleGrace
-	if s.grace <= 0 {
-		s.grace = DefaultIdleGrace
+// serve runs serve, http.Server.Serve or ServeTLS, on a Listener around ln.
+func (s *Server) serve(ln net.Listener, serve func(net.Listener) error) error {
+	l := s.core.Listen(ln)
+	if l == nil {
+		return http.ErrServerClosed
 	}
-	s.mu.Lock()
-	s.draining.Store(true)
-	idle := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		idle = append(idle, c)
-	}
-	s.mu.Unlock()
-	// From here on setState schedules the connections that go idle; these
-	// are the ones idle already.
-	for _, c := range idle {
-		c.scheduleReap()
-	}
-	s.busy.Add(-1)
-}
-
-// stop makes Serve refuse new listeners and stops the current ones.
-func (s *Server) stop() {
-	s.mu.Lock()
-	s.stopping = true
-	ls := make([]*Listener, 0, len(s.listeners))
-	for l := range s.listeners {
-		ls = append(ls, l)
-	}
-	s.mu.Unlock()
-	for _, l := range ls {
-		l.Stop()
-	}
-}
-
-func (s *Server) listen(ln net.Listener) (*Listener, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping {
-		ln.Close()
-		return nil, http.ErrServerClosed
-	}
-	l := NewListener(ln)
-	l.srv = s
-	s.listeners[l] = struct{}{}
-	return l, nil
-}
-
-func (s *Server) unlisten(l *Listener) {
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
-}
-
-// served turns the error of the Accept that Stop interrupted into the
-// error http.Server.Serve returns after its own Shutdown.
-func (s *Server) served(err error) error {
-	s.mu.Lock()
-	stopping := s.stopping
-	s.mu.Unlock()
-	if stopping && errors.Is(err, net.ErrClosed) {
+	defer s.core.Unlisten(l)
+	err := serve(&Listener{l})
+	// The error of the Accept that the drain interrupted is the one
+	// http.Server.Serve returns after its own Shutdown.
+	if s.core.Stopping() && errors.Is(err, net.ErrClosed) {
 		return http.ErrServerClosed
 	}
 	return err
 }
 
-// track counts a new connection; its busy count comes from the Accept
-// call that returned it.
-func (s *Server) track(c *conn) {
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
+// states translates net/http's connection states.
+var states = []lameduck.State{
+	http.StateNew:      lameduck.New,
+	http.StateActive:   lameduck.Active,
+	http.StateIdle:     lameduck.Idle,
+	http.StateHijacked: lameduck.Hijacked,
+	http.StateClosed:   lameduck.Closed,
 }
 
-func (s *Server) untrack(c *conn, wasBusy bool) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	if wasBusy {
-		s.busy.Add(-1)
-	}
-}
+// h2Preface starts every cleartext HTTP/2 connection (RFC 9113 §3.4);
+// net/http reads this much of it before it looks at the rest.
+const h2Preface = "PRI * HTTP/2.0"
 
-func (s *Server) connState(nc net.Conn, state http.ConnState) {
-	if c := s.own(nc); c != nil {
-		c.setState(nc, state)
+// isHTTP2 tells an HTTP/2 connection from an HTTP/1 one once net/http has
+// read from it. For TLS the handshake has settled it; in cleartext only
+// HTTP/2 starts with its preface. HTTP/2 needs no wait once its preface is
+// read: http.Server.Shutdown ends it with GOAWAY, which answers every
+// stream the server has seen and tells the client to retry the others
+// elsewhere.
+func isHTTP2(nc net.Conn, head [lameduck.MaxSniff]byte) bool {
+	if tc, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		return tc.ConnectionState().NegotiatedProtocol == "h2"
 	}
-	if s.next != nil {
-		s.next(nc, state)
-	}
-}
-
-// own finds the conn of this server under nc, which is the conn itself or,
-// for TLS, a *tls.Conn around it.
-func (s *Server) own(nc net.Conn) *conn {
-	for range 4 {
-		switch c := nc.(type) {
-		case *conn:
-			if c.l.srv == s {
-				return c
-			}
-			return nil
-		case interface{ NetConn() net.Conn }:
-			nc = c.NetConn()
-		default:
-			return nil
-		}
-	}
-	return nil
+	return bytes.Equal(head[:len(h2Preface)], []byte(h2Preface))
 }

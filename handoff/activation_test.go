@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/handoff"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -219,7 +220,7 @@ func activationCmd(t *testing.T, setPID string, files []*os.File, env ...string)
 	t.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skipf("no shell to set LISTEN_PID: %v", err)
+		testenv.SkipOrFail(t, testenv.RequireNetns, "no shell to set LISTEN_PID: %v", err)
 	}
 	cmd := exec.Command(sh, "-c", setPID+` exec "$0"`, os.Args[0])
 	cmd.ExtraFiles = files

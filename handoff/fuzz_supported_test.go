@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -100,7 +101,7 @@ func (fx *receiveFixture) run(t *testing.T, data []byte, nfds uint8, split uint1
 		return nil // more than a socket buffer surely holds
 	}
 	data = bytes.ReplaceAll(data, []byte(fuzzAddr), []byte(fx.addr))
-	before := countFDs(t)
+	before := testenv.MustOpenFDs(t)
 
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 	if err != nil {
@@ -154,20 +155,10 @@ func (fx *receiveFixture) run(t *testing.T, data []byte, nfds uint8, split uint1
 	}
 	closeAll(cands)
 	c.Close()
-	if after := countFDs(t); after != before {
+	if after := testenv.MustOpenFDs(t); after != before {
 		t.Fatalf("%d descriptors open after receive, %d before (error %v)", after, before, err)
 	}
 	return err
-}
-
-func countFDs(t testing.TB) int {
-	for _, dir := range []string{"/proc/self/fd", "/dev/fd"} {
-		if ents, err := os.ReadDir(dir); err == nil {
-			return len(ents)
-		}
-	}
-	t.Skip("cannot count descriptors")
-	return 0
 }
 
 // FuzzPredecessor sends arbitrary bytes, with nfds descriptors attached,
@@ -196,7 +187,7 @@ func FuzzPredecessor(f *testing.F) {
 		if len(data) > 16<<10 {
 			return
 		}
-		before := countFDs(t)
+		before := testenv.MustOpenFDs(t)
 		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -233,7 +224,7 @@ func FuzzPredecessor(f *testing.F) {
 		if !took && nfds%4 == 0 && bytes.Equal(data, append(hl, rd...)) {
 			t.Fatal("a valid hello and ready did not take over")
 		}
-		if after := countFDs(t); after != before {
+		if after := testenv.MustOpenFDs(t); after != before {
 			t.Fatalf("%d descriptors open after the exchange, %d before", after, before)
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/sockaddr"
 )
 
 // Config configures [Start]. Only Path is required.
@@ -205,7 +206,7 @@ func listen[S any](h *Handoff, proto, network, address string, fromFile func(*os
 	if err != nil {
 		return zero, err
 	}
-	sock := Socket{Network: network, Addr: localAddr(s), Origin: origin, Name: name}
+	sock := Socket{Network: network, Addr: sockaddr.Local(s), Origin: origin, Name: name}
 	if err := h.track(s, sock); err != nil {
 		closeAny(s)
 		return zero, &net.OpError{Op: "listen", Net: network, Addr: sock.Addr, Err: edgeError(err)}
@@ -351,16 +352,6 @@ func (h *Handoff) testHook(stage string) {
 	if h.hook != nil {
 		h.hook(stage)
 	}
-}
-
-func localAddr(s any) net.Addr {
-	switch s := s.(type) {
-	case net.Listener:
-		return s.Addr()
-	case net.PacketConn:
-		return s.LocalAddr()
-	}
-	return nil
 }
 
 func closeAny(s any) {

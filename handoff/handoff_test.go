@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/handoff"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -148,27 +149,16 @@ func waitDone(t testing.TB, h *handoff.Handoff) {
 // being reaped) may still be closing.
 func openFDs(t testing.TB) int {
 	t.Helper()
-	n := countFDs(t)
+	n := testenv.MustOpenFDs(t)
 	for range 50 {
 		time.Sleep(20 * time.Millisecond)
-		m := countFDs(t)
+		m := testenv.MustOpenFDs(t)
 		if m == n {
 			return n
 		}
 		n = m
 	}
 	return n
-}
-
-func countFDs(t testing.TB) int {
-	t.Helper()
-	for _, dir := range []string{"/proc/self/fd", "/dev/fd"} {
-		if ents, err := os.ReadDir(dir); err == nil {
-			return len(ents) - 1 // ReadDir's own
-		}
-	}
-	t.Skip("cannot count open descriptors here")
-	return 0
 }
 
 // settleFDs waits, boundedly, for the descriptor count to come back to want
@@ -178,7 +168,7 @@ func settleFDs(t testing.TB, want int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := countFDs(t)
+		got := testenv.MustOpenFDs(t)
 		if got <= want {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -208,10 +209,7 @@ func TestMatching(t *testing.T) {
 	}
 	probe, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
-		if os.Getenv(nstest.EnvRequire) != "" {
-			t.Fatalf("no IPv6 loopback in the test's network namespace: %v (%s is set, so this fails instead of skipping)", err, nstest.EnvRequire)
-		}
-		t.Skipf("no IPv6 loopback: %v", err)
+		testenv.SkipOrFail(t, testenv.RequireNetns, "no IPv6 loopback: %v", err)
 	}
 	probe.Close()
 	path := sockPath(t)

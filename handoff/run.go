@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg Config, network, address string, srv Server) e
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	dl.Stop()
+	dl.Close()
 	err := dl.WaitClaimed(stopCtx)
 	if err == nil {
 		err = srv.Shutdown(stopCtx)

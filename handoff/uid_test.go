@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/b93f8b21/reuseport/handoff"
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 )
 
 // nobody is the uid and gid the other user's processes run as.
@@ -27,10 +27,7 @@ const nobody = 65534
 // unchanged.
 func TestOtherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
-		if os.Getenv(nstest.EnvRequire) != "" {
-			t.Fatal("needs root to run a process as another user")
-		}
-		t.Skip("needs root to run a process as another user")
+		testenv.SkipOrFail(t, testenv.RequireNetns, "needs root to run a process as another user")
 	}
 	// A directory the other user can traverse, holding Path and a copy of
 	// the test binary it can execute.

@@ -30,54 +30,28 @@
 //
 // -shutdown stdlib stops with plain http.Server.Shutdown instead of the
 // drain. It loses requests on every restart and exists only so that the
-// restart benchmark (internal/cmd/restartbench) can show how many.
+// restart benchmark (bench/cmd/benchall -sections restarts) can show how many.
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/handoff"
+	"github.com/b93f8b21/reuseport/internal/servercmd"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // restore the default action, so a second signal ends a stuck shutdown at once
-	}()
-	os.Exit(exitCode(run(ctx, os.Args[1:], os.Stderr), os.Stderr))
-}
+func main() { command.Main(serve) }
 
-// run is the whole program but for what belongs to the process (signals,
-// the exit status), so that a test can call it: it serves until ctx is done
-// or a successor has taken its socket, then drains and returns.
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseFlags(args, stderr)
-	if err != nil {
-		return err
-	}
+// serve is one generation of the server, as servercmd runs it. Its log
+// lines name the process by id as well as pid.
+func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
 	pid, id := os.Getpid(), instanceID()
-	logger := log.New(stderr, fmt.Sprintf("httpserver: pid=%d id=%s ", pid, id), 0)
-	logger.Print(migrationNote())
-	return handoff.Run(ctx, handoff.Config{
-		Path:            cfg.handoff, // "" for none: a fresh socket, and only a signal stops it
-		ShutdownTimeout: cfg.shutdownTimeout,
-		Logf:            logger.Printf,
-		OnReady: func(s handoff.Socket) {
-			logger.Printf("listening on %s (reuseport: %v; socket: %v)", s.Addr, reuseport.Capabilities(), s.Origin)
-		},
-	}, "tcp", cfg.addr, newServer(pid, id, logger, cfg.shutdown))
+	logger.SetPrefix(fmt.Sprintf("%sid=%s ", logger.Prefix(), id))
+	return servercmd.Serve(ctx, f, logger, newServer(pid, id, logger, f.Shutdown))
 }
 
 // instanceID returns a random name for this process, which its log lines
@@ -87,34 +61,4 @@ func instanceID() string {
 	b := make([]byte, 4)
 	rand.Read(b) // never returns an error
 	return hex.EncodeToString(b)
-}
-
-// migrationNote says what the kernel does with the connections queued on
-// this process's socket if the socket closes without being handed off: on
-// a crash, a scale-down, or a restart without -handoff.
-func migrationNote() string {
-	on, err := reuseport.MigratesRequests()
-	switch {
-	case err != nil:
-		return fmt.Sprintf("tcp_migrate_req unknown (%v): a copy that exits without handing off its socket resets the connections queued on it", err)
-	case on:
-		return "tcp_migrate_req=1: a copy that exits without handing off its socket has its queued connections moved to another copy (about 1000x less loss than 0, not zero)"
-	default:
-		return "tcp_migrate_req=0: a copy that exits without handing off its socket resets the connections queued on it (sysctl net.ipv4.tcp_migrate_req=1 moves them to another copy instead)"
-	}
-}
-
-// exitCode reports err and turns it into an exit status, following the flag
-// package: 0 for -h, 2 for a usage error, 1 for any other failure.
-func exitCode(err error, stderr io.Writer) int {
-	var usage *usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &usage):
-		return 2 // the flag set has printed the error and the usage already
-	default:
-		fmt.Fprintf(stderr, "httpserver: %v\n", err)
-		return 1
-	}
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,18 +16,10 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
-// envServer makes the test binary run main instead of the tests, so that the
-// tests can start real server processes without a separate build.
-const envServer = "HTTPSERVER_TEST_RUN_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(envServer) != "" {
-		main() // exits
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { servercmdtest.Main(m, main) }
 
 // TestThreeProcessesShareOnePort is the example's promise: three copies on
 // one address all serve, new connections spread across them, and each stops
@@ -56,10 +45,10 @@ func TestThreeProcessesShareOnePort(t *testing.T) {
 	ids := make(map[string]bool)
 	for i := range servers {
 		servers[i] = startServer(t, "-addr", addr, "-shutdown-timeout", "5s")
-		if servers[i].addr != addr {
-			t.Fatalf("server %d listens on %s, want %s", i, servers[i].addr, addr)
+		if servers[i].Addr != addr {
+			t.Fatalf("server %d listens on %s, want %s", i, servers[i].Addr, addr)
 		}
-		pids[servers[i].pid] = true
+		pids[servers[i].PID] = true
 		ids[servers[i].id] = true
 	}
 	// The id is what tells copies apart where the pid cannot: in
@@ -78,8 +67,8 @@ func TestThreeProcessesShareOnePort(t *testing.T) {
 	}
 	if capability.Balance {
 		for _, s := range servers {
-			if counts[s.pid] == 0 {
-				t.Errorf("server pid=%d got none of 300 connections: %v", s.pid, counts)
+			if counts[s.PID] == 0 {
+				t.Errorf("server pid=%d got none of 300 connections: %v", s.PID, counts)
 			}
 		}
 	}
@@ -91,14 +80,14 @@ func TestThreeProcessesShareOnePort(t *testing.T) {
 		if i == 1 {
 			sig = syscall.SIGINT
 		}
-		s.stop(t, sig)
-		delete(pids, s.pid)
+		s.Stop(t, sig)
+		delete(pids, s.PID)
 		if len(pids) == 0 {
 			break
 		}
 		for pid := range get(t, addr, 30) {
 			if !pids[pid] {
-				t.Errorf("after %v stopped pid=%d, pid %d answered; want one of %v", sig, s.pid, pid, pids)
+				t.Errorf("after %v stopped pid=%d, pid %d answered; want one of %v", sig, s.PID, pid, pids)
 			}
 		}
 	}
@@ -139,10 +128,10 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := serverCommand(tt.args...)
+			cmd := servercmdtest.Self(tt.args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
-			err := runBounded(t, cmd, 10*time.Second)
+			err := servercmdtest.Run(t, cmd)
 			status := cmd.ProcessState.ExitCode()
 			if status != tt.wantStatus {
 				t.Errorf("exit status %d (%v), want %d", status, err, tt.wantStatus)
@@ -157,7 +146,7 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 }
 
-// TestRunKeepsListenError checks that run returns the listener's own error,
+// TestRunKeepsListenError checks that the program returns the listener's own error,
 // so that a caller can tell why with errors.Is.
 func TestRunKeepsListenError(t *testing.T) {
 	held, err := net.Listen("tcp", "127.0.0.1:0")
@@ -169,7 +158,7 @@ func TestRunKeepsListenError(t *testing.T) {
 	if c := reuseport.Capabilities(); !c.Share {
 		want = errors.ErrUnsupported
 	}
-	err = run(t.Context(), []string{"-addr", held.Addr().String()}, io.Discard)
+	err = command.Run(t.Context(), []string{"-addr", held.Addr().String()}, io.Discard, serve)
 	if !errors.Is(err, want) {
 		t.Fatalf("run on a port held without SO_REUSEPORT: %v, want an error wrapping %v", err, want)
 	}
@@ -250,128 +239,22 @@ func getPID(client *http.Client, url string, body *regexp.Regexp) (pid int, id s
 
 // server is a server process started by startServer.
 type server struct {
-	cmd  *exec.Cmd
-	pid  int    // from the server's own log line, not from cmd
-	id   string // likewise
-	addr string // the address it logged
-	log  *lockedBuffer
-	done chan struct{} // closed once the process has been waited for
-	err  error         // cmd.Wait's, valid after done
+	*servercmdtest.Proc
+	id string // from the server's own log line
 }
 
-var listening = regexp.MustCompile(`^httpserver: pid=(\d+) id=([0-9a-f]{8}) listening on (\S+) `)
+var instance = regexp.MustCompile(` id=([0-9a-f]{8}) `)
 
 // startServer starts main in a new process and waits until it says it is
 // listening. The process is killed at the end of the test if still running.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{cmd: serverCommand(args...), log: new(lockedBuffer), done: make(chan struct{})}
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := servercmdtest.Start(t, servercmdtest.Self(args...))
+	m := instance.FindStringSubmatch(p.Ready)
+	if m == nil {
+		t.Fatalf("server %v said %q, with no id", args, p.Ready)
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-	})
-
-	ready := make(chan []string, 1)
-	go func() {
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			s.log.WriteString(lines.Text() + "\n")
-			if m := listening.FindStringSubmatch(lines.Text()); m != nil {
-				select {
-				case ready <- m:
-				default:
-				}
-			}
-		}
-		// A line too long for the scanner ends the loop early: drain the
-		// rest, since Wait may be called only once stderr is read to the end.
-		io.Copy(io.Discard, stderr)
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
-
-	var m []string
-	select {
-	case m = <-ready:
-	case <-s.done:
-		t.Fatalf("server %v exited before listening (%v):\n%s", args, s.err, s.log)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("server %v did not report listening within 10s:\n%s", args, s.log)
-	}
-	s.pid, _ = strconv.Atoi(m[1])
-	s.id, s.addr = m[2], m[3]
-	if s.pid != s.cmd.Process.Pid {
-		t.Fatalf("server logged pid=%d, but its process is %d", s.pid, s.cmd.Process.Pid)
-	}
-	return s
-}
-
-// stop sends sig and expects the server to exit with status 0 soon after.
-func (s *server) stop(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal pid=%d: %v", s.pid, err)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after %v:\n%s", s.pid, sig, s.log)
-	}
-	if s.err != nil {
-		t.Fatalf("pid=%d after %v: %v, want exit status 0:\n%s", s.pid, sig, s.err, s.log)
-	}
-	if !strings.Contains(s.log.String(), "shutting down") {
-		t.Errorf("pid=%d did not log its shutdown:\n%s", s.pid, s.log)
-	}
-}
-
-func serverCommand(args ...string) *exec.Cmd {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), envServer+"=1")
-	return cmd
-}
-
-// runBounded runs cmd to completion, killing it if it takes longer than d.
-func runBounded(t *testing.T, cmd *exec.Cmd, d time.Duration) error {
-	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	timer := time.AfterFunc(d, func() { cmd.Process.Kill() })
-	err := cmd.Wait()
-	if !timer.Stop() {
-		t.Fatalf("%v ran for more than %v and was killed", cmd.Args, d)
-	}
-	return err
-}
-
-// lockedBuffer collects a server's log while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.WriteString(s)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	return &server{Proc: p, id: m[1]}
 }
 
 // TestHandoffReplacesServer is -handoff's promise in the small: a second copy
@@ -383,28 +266,28 @@ func TestHandoffReplacesServer(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "w1.sock")
 	first := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path)
-	if !strings.Contains(first.log.String(), "socket: fresh") {
-		t.Errorf("the first copy does not say its socket is fresh:\n%s", first.log)
+	if !strings.Contains(first.Log.String(), "socket: fresh") {
+		t.Errorf("the first copy does not say its socket is fresh:\n%s", first.Log)
 	}
-	second := startServer(t, "-addr", first.addr, "-handoff", path)
-	if !strings.Contains(second.log.String(), "socket: inherited") {
-		t.Errorf("the successor does not say it inherited its socket:\n%s", second.log)
+	second := startServer(t, "-addr", first.Addr, "-handoff", path)
+	if !strings.Contains(second.Log.String(), "socket: inherited") {
+		t.Errorf("the successor does not say it inherited its socket:\n%s", second.Log)
 	}
 	select {
-	case <-first.done:
+	case <-first.Done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.log)
+		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.PID, first.Log)
 	}
-	if first.err != nil {
-		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.err, first.log)
+	if first.Err != nil {
+		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.PID, first.Err, first.Log)
 	}
-	if !strings.Contains(first.log.String(), "shutting down: a successor took over") {
-		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.log)
+	if !strings.Contains(first.Log.String(), "shutting down: a successor took over") {
+		t.Errorf("pid=%d did not say why it left:\n%s", first.PID, first.Log)
 	}
-	for pid := range get(t, first.addr, 20) {
-		if pid != second.pid {
-			t.Errorf("pid %d answered after the handoff; want only the successor, pid %d", pid, second.pid)
+	for pid := range get(t, first.Addr, 20) {
+		if pid != second.PID {
+			t.Errorf("pid %d answered after the handoff; want only the successor, pid %d", pid, second.PID)
 		}
 	}
-	second.stop(t, syscall.SIGTERM)
+	second.Stop(t, syscall.SIGTERM)
 }

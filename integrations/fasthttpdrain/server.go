@@ -3,18 +3,12 @@ package fasthttpdrain
 import (
 	"context"
 	"net"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/b93f8b21/reuseport/internal/gauge"
+	"github.com/b93f8b21/reuseport/internal/lameduck"
 )
-
-// DefaultIdleGrace is how long [Server.Shutdown] keeps a connection open
-// that is idle in keep-alive, when [Server.IdleGrace] is zero.
-const DefaultIdleGrace = 2 * time.Second
 
 // Server makes a [fasthttp.Server] shut down without dropping requests; see
 // the package documentation. It satisfies handoff.Server, and has the Close
@@ -34,26 +28,12 @@ type Server struct {
 	IdleGrace time.Duration
 
 	srv  *fasthttp.Server
-	next func(net.Conn, fasthttp.ConnState) // the hook srv had before NewServer
-
-	drainOnce sync.Once
-	draining  atomic.Bool   // Shutdown has begun: responses say "Connection: close"
-	grace     time.Duration // set before draining is
-
-	mu        sync.Mutex
-	stopping  bool // Shutdown or Close began: Serve refuses listeners
-	closing   bool // Close began: a connection accepted from now on is closed at once
-	listeners map[*listener]struct{}
-	conns     map[*conn]struct{} // open and not hijacked
-	// byAddr finds a connection by its remote address, which is the same
-	// *net.TCPAddr for the life of a connection, when fasthttp hides it
-	// in a wrapper of its own (with MaxConnsPerIP).
-	byAddr map[net.Addr]*conn
-
-	// busy is what Shutdown waits for: the Accept calls in progress plus
-	// the connections open and not hijacked.
-	busy gauge.Gauge
+	core *lameduck.Server
 }
+
+// DefaultIdleGrace is how long [Server.Shutdown] keeps a connection open
+// that is idle in keep-alive, when [Server.IdleGrace] is zero.
+const DefaultIdleGrace = 2 * time.Second
 
 // NewServer prepares srv to drain. Call it before serving, once srv's
 // Handler and ConnState are set: it wraps srv.Handler with one that asks
@@ -62,13 +42,15 @@ type Server struct {
 // Do not replace either afterwards.
 func NewServer(srv *fasthttp.Server) *Server {
 	s := &Server{
-		srv:       srv,
-		next:      srv.ConnState,
-		listeners: make(map[*listener]struct{}),
-		conns:     make(map[*conn]struct{}),
-		byAddr:    make(map[net.Addr]*conn),
+		srv: srv,
+		// fasthttp hides a connection in a wrapper of its own, without a
+		// NetConn method, to count connections per IP address.
+		core: lameduck.NewServer(lameduck.Config{
+			DefaultGrace: DefaultIdleGrace,
+			ByAddr:       func() bool { return srv.MaxConnsPerIP > 0 },
+		}),
 	}
-	srv.ConnState = s.connState
+	srv.ConnState = lameduck.StateHook(s.core, states, srv.ConnState)
 	h := srv.Handler
 	srv.Handler = func(ctx *fasthttp.RequestCtx) {
 		h(ctx)
@@ -77,40 +59,11 @@ func NewServer(srv *fasthttp.Server) *Server {
 		// the drain is answered with "Connection: close" too. A hijacked
 		// connection is the handler's; fasthttp would close it instead
 		// of handing it over.
-		if s.draining.Load() && !ctx.Hijacked() {
+		if s.core.Draining() && !ctx.Hijacked() {
 			ctx.SetConnectionClose()
 		}
 	}
 	return s
-}
-
-// Serve is [fasthttp.Server.Serve] through a listener wrapped around ln,
-// which tells s of every connection it accepts. Like fasthttp.Server.Serve,
-// it returns nil once ln is closed, by Shutdown, Close or the caller (as
-// handoff.Run stops the listener it passes). Called after Shutdown or Close,
-// it closes ln and returns nil at once. Serve may run on several listeners
-// at once.
-//
-// Pass ln itself, not a [crypto/tls] listener made from it, which would
-// hide the TLS connection from fasthttp: use ServeTLS for TLS.
-func (s *Server) Serve(ln net.Listener) error {
-	l := s.listen(ln)
-	if l == nil {
-		return nil
-	}
-	defer s.unlisten(l)
-	return s.srv.Serve(l)
-}
-
-// ServeTLS is [fasthttp.Server.ServeTLS] through a listener wrapped around
-// ln, with the return values of [Server.Serve].
-func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
-	l := s.listen(ln)
-	if l == nil {
-		return nil
-	}
-	defer s.unlisten(l)
-	return s.srv.ServeTLS(l, certFile, keyFile)
 }
 
 // Shutdown drains the server without dropping a request, then calls
@@ -138,8 +91,7 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 //
 // Shutdown may be called more than once and concurrently; each call waits.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.drainOnce.Do(s.drain)
-	if err := s.busy.Wait(ctx); err != nil {
+	if err := s.core.Drain(ctx, s.IdleGrace); err != nil {
 		s.Close()
 		_ = s.srv.ShutdownWithContext(ctx) // returns at once: ctx has ended
 		return err
@@ -151,144 +103,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // ones, without waiting for the requests in progress on them. It returns
 // the first error closing a listener returned.
 func (s *Server) Close() error {
-	err := s.stop(true)
-	s.mu.Lock()
-	open := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		open = append(open, c)
-	}
-	s.mu.Unlock()
-	for _, c := range open {
-		c.close()
-	}
+	err := s.core.Stop(true)
+	s.core.CloseConns()
 	return err
 }
 
-func (s *Server) drain() {
-	s.stop(false)
-	s.grace = s.IdleGrace
-	if s.grace <= 0 {
-		s.grace = DefaultIdleGrace
-	}
-	s.mu.Lock()
-	s.draining.Store(true)
-	idle := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		idle = append(idle, c)
-	}
-	s.mu.Unlock()
-	// From here on setState schedules the connections that go idle; these
-	// are the ones idle already.
-	for _, c := range idle {
-		c.scheduleReap()
-	}
+// Serve is [fasthttp.Server.Serve] through a listener wrapped around ln,
+// which tells s of every connection it accepts. Like fasthttp.Server.Serve,
+// it returns nil once ln is closed, by Shutdown, Close or the caller (as
+// handoff.Run stops the listener it passes). Called after Shutdown or Close,
+// it closes ln and returns nil at once. Serve may run on several listeners
+// at once.
+//
+// Pass ln itself, not a [crypto/tls] listener made from it, which would
+// hide the TLS connection from fasthttp: use ServeTLS for TLS.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, s.srv.Serve) }
+
+// ServeTLS is [fasthttp.Server.ServeTLS] through a listener wrapped around
+// ln, with the return values of [Server.Serve].
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	return s.serve(ln, func(l net.Listener) error { return s.srv.ServeTLS(l, certFile, keyFile) })
 }
 
-// stop makes Serve refuse new listeners and closes the current ones; with
-// closing, connections accepted from now on are closed at once.
-func (s *Server) stop(closing bool) error {
-	s.mu.Lock()
-	s.stopping = true
-	s.closing = s.closing || closing
-	ls := make([]*listener, 0, len(s.listeners))
-	for l := range s.listeners {
-		ls = append(ls, l)
-	}
-	s.mu.Unlock()
-	var err error
-	for _, l := range ls {
-		if cerr := l.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}
-	return err
-}
-
-// listen wraps ln for Serve, or closes it and returns nil if s has stopped.
-func (s *Server) listen(ln net.Listener) *listener {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping {
-		ln.Close()
+// serve runs serve, fasthttp.Server.Serve or ServeTLS, on a listener
+// around ln that tells s.core of every connection accepted.
+func (s *Server) serve(ln net.Listener, serve func(net.Listener) error) error {
+	l := s.core.Listen(ln)
+	if l == nil {
 		return nil
 	}
-	l := &listener{ln: ln, srv: s}
-	s.listeners[l] = struct{}{}
-	return l
+	defer s.core.Unlisten(l)
+	return serve(l)
 }
 
-func (s *Server) unlisten(l *listener) {
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
-}
-
-// track registers a connection Accept returned; its busy count comes from
-// the Accept call.
-func (s *Server) track(c *conn) {
-	var key net.Addr
-	if s.srv.MaxConnsPerIP > 0 {
-		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			key = a
-		}
-	}
-	s.mu.Lock()
-	closing := s.closing
-	if !closing {
-		s.conns[c] = struct{}{}
-		if key != nil {
-			c.key = key
-			s.byAddr[key] = c
-		}
-	}
-	s.mu.Unlock()
-	if closing {
-		c.close()
-	}
-}
-
-// untrack forgets a connection that has closed or been hijacked.
-func (s *Server) untrack(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	if c.key != nil && s.byAddr[c.key] == c {
-		delete(s.byAddr, c.key)
-	}
-	s.mu.Unlock()
-	s.busy.Add(-1)
-}
-
-func (s *Server) connState(nc net.Conn, state fasthttp.ConnState) {
-	if c := s.own(nc); c != nil {
-		c.setState(state)
-	}
-	if s.next != nil {
-		s.next(nc, state)
-	}
-}
-
-// own finds the conn of this server under nc: the conn itself, a
-// *tls.Conn around it, or the wrapper fasthttp puts around it to count
-// connections per IP address.
-func (s *Server) own(nc net.Conn) *conn {
-	for range 4 {
-		switch c := nc.(type) {
-		case *conn:
-			if c.srv == s {
-				return c
-			}
-			return nil
-		case interface{ NetConn() net.Conn }:
-			nc = c.NetConn()
-		default:
-			a, ok := nc.RemoteAddr().(*net.TCPAddr)
-			if !ok {
-				return nil
-			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return s.byAddr[a]
-		}
-	}
-	return nil
+// states translates fasthttp's connection states.
+var states = []lameduck.State{
+	fasthttp.StateNew:      lameduck.New,
+	fasthttp.StateActive:   lameduck.Active,
+	fasthttp.StateIdle:     lameduck.Idle,
+	fasthttp.StateHijacked: lameduck.Hijacked,
+	fasthttp.StateClosed:   lameduck.Closed,
 }

@@ -207,6 +207,24 @@ func waitErr(t *testing.T, what string, ch <-chan error) error {
 	}
 }
 
+// wantShutdown waits for the Shutdown that done reports on and fails the
+// test if it returned an error.
+func wantShutdown(t *testing.T, done <-chan error) {
+	t.Helper()
+	if err := waitErr(t, "Shutdown", done); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// wantEOF fails the test unless the server closed the connection cleanly:
+// err is what reading from it ended with.
+func wantEOF(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != io.EOF {
+		t.Errorf("%s: %v, want EOF", what, err)
+	}
+}
+
 func notYet(t *testing.T, what string, ch <-chan error) {
 	t.Helper()
 	select {
@@ -240,12 +258,8 @@ func TestIdleConnAnswered(t *testing.T) {
 			if !c.do("/") {
 				t.Error("a response during the drain did not say Connection: close")
 			}
-			if err := c.closed(); err != io.EOF {
-				t.Errorf("after the last response: %v, want EOF", err)
-			}
-			if err := waitErr(t, "Shutdown", done); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
+			wantEOF(t, "after the last response", c.closed())
+			wantShutdown(t, done)
 		})
 	}
 }
@@ -261,15 +275,11 @@ func TestIdleConnClosedAfterGrace(t *testing.T) {
 			c.do("/")
 			idleSince := time.Now()
 			done := ts.shutdown(context.Background())
-			if err := c.closed(); err != io.EOF {
-				t.Errorf("the idle connection ended with %v, want EOF", err)
-			}
+			wantEOF(t, "the idle connection", c.closed())
 			if idle := time.Since(idleSince); idle < grace {
 				t.Errorf("the idle connection was closed after %v, before IdleGrace (%v)", idle, grace)
 			}
-			if err := waitErr(t, "Shutdown", done); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
+			wantShutdown(t, done)
 		})
 	}
 }
@@ -288,12 +298,8 @@ func TestInFlightRequestCompletes(t *testing.T) {
 	if !c.receive() {
 		t.Error("the response to the request in flight did not say Connection: close")
 	}
-	if err := c.closed(); err != io.EOF {
-		t.Errorf("after the response: %v, want EOF", err)
-	}
-	if err := waitErr(t, "Shutdown", done); err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
+	wantEOF(t, "after the response", c.closed())
+	wantShutdown(t, done)
 }
 
 // TestNewConnWaitedFor: a connection accepted whose request has not arrived
@@ -307,9 +313,7 @@ func TestNewConnWaitedFor(t *testing.T) {
 	if !c.do("/") {
 		t.Error("the first request on a connection accepted before Shutdown did not get Connection: close")
 	}
-	if err := waitErr(t, "Shutdown", done); err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
+	wantShutdown(t, done)
 }
 
 // TestHijackDuringDrain: a request that hijacks its connection during the
@@ -328,9 +332,7 @@ func TestHijackDuringDrain(t *testing.T) {
 	if _, err := io.ReadFull(c.br, got); err != nil || string(got) != "ping" {
 		t.Fatalf("echo on the hijacked connection: %q, %v", got, err)
 	}
-	if err := waitErr(t, "Shutdown", done); err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
+	wantShutdown(t, done)
 	// Still the handler's.
 	if _, err := io.WriteString(c.c, "pong"); err != nil {
 		t.Fatal(err)

@@ -289,7 +289,7 @@ func TestBarrierKeepsHeldConnection(t *testing.T) {
 	}
 	startSuccessor()
 
-	dl.Stop()
+	dl.Close()
 	claimed := make(chan error, 1)
 	go func() { claimed <- dl.WaitClaimed(context.Background()) }()
 	select {

@@ -1,6 +1,6 @@
 // Package netns holds the few steps a process takes to run inside a private
 // network namespace of its own, shared by the tests (internal/nstest) and the
-// restart benchmark (internal/cmd/restartbench): a namespace starts with its
+// restart benchmark (bench/cmd/benchall): a namespace starts with its
 // loopback interface down, and code that writes per-namespace sysctls must
 // know for sure it is no longer in the host's namespace.
 package netns
@@ -18,5 +18,6 @@ func ID() (string, error) { return id() }
 // such as "net/ipv4/tcp_migrate_req", and reads it back. It refuses when
 // that namespace is host (an ID as returned by [ID]), or when host is
 // empty, so that a caller that meant to leave the host's namespace and did
-// not can never change the host's setting.
+// not can never change the host's setting. It is the only code of this
+// repository that writes a sysctl.
 func SetSysctl(host, name, value string) error { return setSysctl(host, name, value) }

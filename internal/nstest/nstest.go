@@ -15,11 +15,12 @@
 // unshare(1) program of the host makes the namespace instead. Where
 // namespaces cannot be made the test is skipped with the reason, unless the
 // environment variable [EnvRequire] is set (CI sets it), in which case it
-// fails.
+// fails; so is a test that skips inside its namespace.
 package nstest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -29,14 +30,18 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/internal/netns"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 )
 
 // EnvRequire, when set to a non-empty value, turns "namespaces are not
-// available here" from a skip into a failure.
-const EnvRequire = "REUSEPORT_REQUIRE_NETNS"
+// available here", and a skip inside the namespace, into a failure.
+const EnvRequire = testenv.RequireNetns
 
-// envChild names the test a re-executed child is to run in its namespace.
-const envChild = "REUSEPORT_NSTEST_CHILD"
+// The parent passes these to the child it re-executes.
+const (
+	envChild     = "REUSEPORT_NSTEST_CHILD"      // the test to run in the namespace
+	envHostNetns = "REUSEPORT_NSTEST_HOST_NETNS" // the parent's namespace (netns.ID), which SetSysctl refuses to write in
+)
 
 // Isolate runs the calling test in a fresh network namespace. It returns
 // true in the parent once the child has finished (the caller returns at
@@ -52,15 +57,14 @@ func Isolate(t testing.TB) (parent bool) {
 	if InChild() {
 		t.Fatalf("nstest: %s is already inside the namespace of %s; Isolate only the outermost test", t.Name(), os.Getenv(envChild))
 	}
-	skipOrFail := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv(EnvRequire) != "" {
-			t.Fatalf(format+" (%s is set, so this fails instead of skipping)", append(args, EnvRequire)...)
-		}
-		t.Skipf(format, args...)
-	}
 	if reason := unavailable(); reason != "" {
-		skipOrFail("nstest: needs a private network namespace: %s", reason)
+		testenv.SkipOrFail(t, EnvRequire, "nstest: needs a private network namespace: %s", reason)
+		return true
+	}
+	host, err := netns.ID()
+	if err != nil {
+		testenv.SkipOrFail(t, EnvRequire, "nstest: cannot name this process's network namespace: %v", err)
+		return true
 	}
 
 	args := []string{"-test.run=" + runPattern(t.Name()), "-test.count=1", "-test.v"}
@@ -69,7 +73,7 @@ func Isolate(t testing.TB) (parent bool) {
 	}
 	cmd := exec.Command(os.Args[0], args...)
 	// The race runtime sleeps a second at exit unless told not to.
-	cmd.Env = append(os.Environ(), envChild+"="+t.Name(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	cmd.Env = append(os.Environ(), envChild+"="+t.Name(), envHostNetns+"="+host, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.SysProcAttr = sysProcAttr()
 	// One namespace child at a time, across the packages go test runs in
 	// parallel: these are the tests that load loopback hard, and two at
@@ -90,11 +94,11 @@ func Isolate(t testing.TB) (parent bool) {
 	text := string(out)
 	switch {
 	case err != nil && cmd.ProcessState == nil:
-		skipOrFail("nstest: cannot start a child in a new network namespace: %v", err)
+		testenv.SkipOrFail(t, EnvRequire, "nstest: cannot start a child in a new network namespace: %v", err)
 	case err != nil:
 		t.Fatalf("nstest: %s failed in its namespace (%v, after %v):\n%s", t.Name(), err, time.Since(start).Round(time.Millisecond), text)
 	case strings.Contains(text, "--- SKIP: "+t.Name()+" "):
-		t.Skipf("nstest: skipped in its namespace:\n%s", text)
+		testenv.SkipOrFail(t, EnvRequire, "nstest: skipped in its namespace:\n%s", text)
 	case !strings.Contains(text, "--- PASS: "+t.Name()+" "):
 		t.Fatalf("nstest: the child did not run %s:\n%s", t.Name(), text)
 	}
@@ -106,6 +110,17 @@ func Isolate(t testing.TB) (parent bool) {
 
 // InChild reports whether this process is a child made by Isolate.
 func InChild() bool { return os.Getenv(envChild) != "" }
+
+// SetSysctl writes a sysctl of the test's own namespace, such as
+// "net/ipv4/tcp_migrate_req", and reads it back (see [netns.SetSysctl]).
+// It refuses outside a child made by Isolate, and in a child that is still
+// in its parent's namespace, so that a test can never change the host.
+func SetSysctl(name, value string) error {
+	if !InChild() {
+		return fmt.Errorf("nstest: refusing to set %s outside a private namespace", name)
+	}
+	return netns.SetSysctl(os.Getenv(envHostNetns), name, value)
+}
 
 func deadline(t testing.TB) (time.Time, bool) {
 	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {

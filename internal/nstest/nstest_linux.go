@@ -1,7 +1,6 @@
 package nstest
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,16 +55,6 @@ func viaUnshare(cmd *exec.Cmd) (*exec.Cmd, error) {
 	// unshare execs the test binary in place, which keeps this.
 	alt.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return alt, nil
-}
-
-// SetSysctl writes a sysctl of the test's own namespace, such as
-// "net/ipv4/tcp_migrate_req". It refuses outside a child made by Isolate, so
-// that a test can never change the host.
-func SetSysctl(name, value string) error {
-	if !InChild() {
-		return fmt.Errorf("nstest: refusing to set %s outside a private namespace", name)
-	}
-	return os.WriteFile(filepath.Join("/proc/sys", name), []byte(value), 0o644)
 }
 
 // Sysctl reads a sysctl of the current network namespace.

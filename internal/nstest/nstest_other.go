@@ -14,9 +14,6 @@ func unavailable() string { return "network namespaces are Linux only, this is "
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }
 
-// SetSysctl is Linux only.
-func SetSysctl(name, value string) error { return errors.ErrUnsupported }
-
 // Sysctl is Linux only.
 func Sysctl(name string) (string, error) { return "", errors.ErrUnsupported }
 

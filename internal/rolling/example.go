@@ -15,11 +15,21 @@ const ExampleReady = "listening on"
 // within 5s. With handoffDir set, each worker's generations hand their
 // sockets to the next through a path of that worker's own in handoffDir.
 func ExampleServer(bin, addr, shutdown, handoffDir string) func(worker, generation int) *exec.Cmd {
+	return Server(bin, addr, handoffDir, "-shutdown", shutdown)
+}
+
+// Server is a Config.Command for a server command of this repository (one
+// with the flags of internal/servercmd, such as examples/httpserver) built
+// as bin: it serves addr, leaves within 5s, and takes args besides. With
+// handoffDir set, each worker's generations hand their sockets to the next
+// through a path of that worker's own in handoffDir, wN.sock for worker
+// N-1. Such a server logs ExampleReady once it serves.
+func Server(bin, addr, handoffDir string, args ...string) func(worker, generation int) *exec.Cmd {
 	return func(worker, _ int) *exec.Cmd {
-		args := []string{"-addr", addr, "-shutdown", shutdown, "-shutdown-timeout", "5s"}
+		a := []string{"-addr", addr, "-shutdown-timeout", "5s"}
 		if handoffDir != "" {
-			args = append(args, "-handoff", filepath.Join(handoffDir, fmt.Sprintf("w%d.sock", worker+1)))
+			a = append(a, "-handoff", filepath.Join(handoffDir, fmt.Sprintf("w%d.sock", worker+1)))
 		}
-		return exec.Command(bin, args...)
+		return exec.Command(bin, append(a, args...)...)
 	}
 }

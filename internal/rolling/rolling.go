@@ -10,6 +10,9 @@
 //     deploy does.
 //   - Crash: SIGKILL the predecessor, then start the successor: what a
 //     crash and a supervisor's restart look like to the clients.
+//
+// Package rollingtest holds what the tests built on Run share: the
+// standard run and the checks of a lossless run and of its control.
 package rolling
 
 import (

@@ -6,17 +6,19 @@ package tooltest
 
 import (
 	"errors"
-	"os"
 	"testing"
+
+	"github.com/b93f8b21/reuseport/internal/testenv"
 )
 
 // EnvRequire, when set to a non-empty value, turns "a program is missing"
 // from a skip into a failure.
-const EnvRequire = "REUSEPORT_REQUIRE_TOOLS"
+const EnvRequire = testenv.RequireTools
 
 // Need calls each of available (such as nginx.Available) and, if any
 // reports a program missing, fails the test when [EnvRequire] is set and
-// skips it otherwise, giving the reasons either way.
+// skips it otherwise, giving the reasons either way (see
+// [testenv.SkipOrFail]).
 func Need(t testing.TB, available ...func() error) {
 	t.Helper()
 	var errs []error
@@ -27,8 +29,5 @@ func Need(t testing.TB, available ...func() error) {
 	if err == nil {
 		return
 	}
-	if os.Getenv(EnvRequire) != "" {
-		t.Fatalf("%v (%s is set, so this fails instead of skipping)", err, EnvRequire)
-	}
-	t.Skip(err)
+	testenv.SkipOrFail(t, EnvRequire, "%v", err)
 }

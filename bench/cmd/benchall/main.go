@@ -1,13 +1,16 @@
 // Command benchall runs every benchmark of package reuseport and writes
 // BENCHMARKS.md and its figures from one run, so that the ratios it reports
-// were measured side by side on one machine.
+// were measured side by side on one machine. It is also what makes the
+// restart figures of README.md: the restarts section writes them between
+// README's markers when -out holds a README.md (bench/out/README-restarts.md
+// always), so that every restart figure of both files comes from one run.
 //
-// Regenerate the committed report, as root (about 7 minutes on 2 cores):
+// Regenerate the committed report, as root (about 17 minutes on 2 cores):
 //
 //	cd bench && go run ./cmd/benchall -out ..
 //
 // Regenerate some sections of it alone, keeping the others, such as the
-// restarts (about 3 minutes):
+// restarts, with README's restart figures (about 13 minutes):
 //
 //	cd bench && go run ./cmd/benchall -sections restarts -update -out ..
 //
@@ -146,12 +149,14 @@ type runner struct {
 	loadAtStart float64 // the 1-minute load average when the run began
 	// deadline bounds the whole run; children are told to exit by then.
 	deadline time.Time
+	// readme is README.md's restart figures, made by the restarts section.
+	readme string
 }
 
-// Limits on the whole run, whatever happens: the full run takes about 7
-// minutes and the short one under a minute.
+// Limits on the whole run, whatever happens: the full run takes about 17
+// minutes and the short one about a minute.
 const (
-	fullLimit  = 15 * time.Minute
+	fullLimit  = 30 * time.Minute
 	shortLimit = 3 * time.Minute
 )
 
@@ -233,6 +238,12 @@ func (r *runner) main(chosen []section) int {
 		return 1
 	}
 	log.Printf("wrote %s in %v", path, time.Since(start).Round(time.Second))
+	if len(failures) == 0 {
+		if err := r.writeReadme(); err != nil {
+			log.Print(err)
+			return 1
+		}
+	}
 	if len(failures) > 0 {
 		log.Printf("FAILED: %d of %d sections:\n\t%s", len(failures), len(chosen), strings.Join(failures, "\n\t"))
 		return 1

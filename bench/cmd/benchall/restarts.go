@@ -21,9 +21,8 @@ import (
 	"github.com/b93f8b21/reuseport/internal/nginx"
 )
 
-// The restart runs use two workers, as the restart test and
-// internal/cmd/restartbench do, whatever -n says: what they measure is
-// loss, not throughput.
+// The restart runs use two workers, as the restart test does, whatever -n
+// says: what they measure is loss, not throughput.
 const (
 	restartWorkers  = 2
 	restartClients  = 64
@@ -66,6 +65,13 @@ func (r *runner) restartScenarios() []restarts.Scenario {
 	figure := func(k restarts.Kind) restarts.Scenario {
 		return restarts.Scenario{Kind: k, Interval: fInterval, Duration: fDuration, Width: figureWidth}
 	}
+	rDuration := readmeDuration
+	if r.short {
+		rDuration = time.Second
+	}
+	readme := func(k restarts.Kind, migrate bool) restarts.Scenario {
+		return restarts.Scenario{Kind: k, Migrate: migrate, Interval: interval, Duration: rDuration, README: true}
+	}
 	// Each server's rows without restarts come first and last, so that a
 	// machine that slows down or speeds up during the run shows, and the
 	// baseline is their mean, not one run's luck.
@@ -92,6 +98,13 @@ func (r *runner) restartScenarios() []restarts.Scenario {
 		figure(restarts.Handoff),
 		figure(restarts.SignalStdlib),
 		figure(restarts.NginxReload),
+		// README's own table: the example server's rows, longer.
+		readme(restarts.Handoff, false),
+		readme(restarts.Handoff, true),
+		readme(restarts.SignalDrain, false),
+		readme(restarts.SignalDrain, true),
+		readme(restarts.SignalStdlib, false),
+		readme(restarts.SignalStdlib, true),
 	}
 }
 
@@ -107,7 +120,7 @@ func needRoot() error {
 
 // restartSection builds the example server, runs every scenario in a
 // helper process in a network namespace of its own, and reports them side
-// by side.
+// by side. It also makes README's restart figures, for [runner.writeReadme].
 func (r *runner) restartSection(ctx context.Context) (string, error) {
 	dir, err := os.MkdirTemp("", "benchall-restarts-")
 	if err != nil {
@@ -166,9 +179,11 @@ func (r *runner) restartSection(ctx context.Context) (string, error) {
 }
 
 func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPath string) (string, error) {
-	var table, proxied, figures []restarts.Row
+	var table, proxied, figures, long []restarts.Row
 	for _, row := range rows {
 		switch {
+		case row.README:
+			long = append(long, row)
 		case row.Width > 0:
 			figures = append(figures, row)
 		case row.Kind.Proxied():
@@ -251,8 +266,13 @@ func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPat
 			row.Requests-row.OK, kindsParen(row.Failures), roundDur(row.P999), roundDur(row.Max))
 		problems = append(problems, checkRestartRow(row))
 	}
-	fmt.Fprintf(&b, "Repeat: `%s` (as root). `go run ./internal/cmd/restartbench -duration 90s`, from the repository's "+
-		"root, runs the example server's rows alone and for longer.\n", r.command("restarts"))
+	for _, row := range long {
+		problems = append(problems, checkRestartRow(row))
+	}
+	r.readme = readmeFigures(long, proxied, warmup)
+	fmt.Fprintf(&b, "Repeat: `%s` (as root). The same run also writes README.md's restart tables, whose rows of the "+
+		"example server run %v each; `-update -out ..` puts them in README.md, between its markers.\n",
+		r.command("restarts"), readmeDuration)
 	return b.String(), errors.Join(problems...)
 }
 
@@ -371,17 +391,22 @@ func kindsShort(failures map[string]int) string {
 	if len(failures) == 0 {
 		return "—"
 	}
-	kinds := slices.SortedFunc(maps.Keys(failures), func(a, b string) int {
-		if failures[a] != failures[b] {
-			return failures[b] - failures[a]
-		}
-		return strings.Compare(a, b)
-	})
+	kinds := kindsByCount(failures)
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
 		parts[i] = fmt.Sprintf("%s %d", k, failures[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// kindsByCount are the kinds of failures, the most frequent first.
+func kindsByCount(failures map[string]int) []string {
+	return slices.SortedFunc(maps.Keys(failures), func(a, b string) int {
+		if failures[a] != failures[b] {
+			return failures[b] - failures[a]
+		}
+		return strings.Compare(a, b)
+	})
 }
 
 func kindsParen(failures map[string]int) string {

@@ -1,20 +1,6 @@
 package main
 
-import (
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"time"
-)
-
-// config is what the command line asks for.
-type config struct {
-	addr            string
-	handoff         string // unix socket path shared by the generations of one worker; "" for none
-	shutdownTimeout time.Duration
-	shutdown        string // shutdownDrain or shutdownNative
-}
+import "github.com/b93f8b21/reuseport/internal/servercmd"
 
 // The ways to stop serving. Only drain is lossless; native is plain
 // fasthttp.Server.ShutdownWithContext, kept so that a test can show what it
@@ -24,47 +10,11 @@ const (
 	shutdownNative = "native"
 )
 
-// usageError marks a command line that cannot be run.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func parseFlags(args []string, stderr io.Writer) (config, error) {
-	cfg := config{addr: "127.0.0.1:8080", shutdownTimeout: 30 * time.Second, shutdown: shutdownDrain}
-	fs := flag.NewFlagSet("fasthttpserver", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: fasthttpserver [flags]\n\nServe HTTP with fasthttp on a port that other copies of this program share.\n\n")
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&cfg.addr, "addr", cfg.addr, "`address` to listen on, as host:port; every copy given the same address shares its port")
-	fs.StringVar(&cfg.handoff, "handoff", "", "unix socket `path` for lossless restarts: a new copy started with the same -addr and -handoff takes this copy's socket, and this copy drains and exits; each worker needs a path of its own")
-	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", cfg.shutdownTimeout, "when stopping, how long to wait for the connections already accepted before closing them")
-	fs.StringVar(&cfg.shutdown, "shutdown", cfg.shutdown, "how to stop serving: drain answers every request on every accepted connection; native is plain fasthttp ShutdownWithContext, which drops some on keep-alive connections (a comparison knob for tests, not for production)")
-
-	// fail reports a bad command line the way the flag set reports its own
-	// parse errors: the error, then the usage.
-	fail := func(format string, args ...any) (config, error) {
-		err := fmt.Errorf(format, args...)
-		fmt.Fprintln(fs.Output(), err)
-		fs.Usage()
-		return config{}, &usageError{err}
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return config{}, err
-		}
-		return config{}, &usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return fail("unexpected argument %q: fasthttpserver takes flags only", fs.Arg(0))
-	}
-	if cfg.shutdownTimeout <= 0 {
-		return fail("-shutdown-timeout must be positive, got %v", cfg.shutdownTimeout)
-	}
-	if cfg.shutdown != shutdownDrain && cfg.shutdown != shutdownNative {
-		return fail("-shutdown must be %s or %s, got %q", shutdownDrain, shutdownNative, cfg.shutdown)
-	}
-	return cfg, nil
+// command is the command line; see the servercmd package.
+var command = servercmd.Command{
+	Name:          "fasthttpserver",
+	Summary:       "Serve HTTP with fasthttp on a port that other copies of this program share.",
+	Addr:          "127.0.0.1:8080",
+	Shutdowns:     []string{shutdownDrain, shutdownNative},
+	ShutdownUsage: "how to stop serving: drain answers every request on every accepted connection; native is plain fasthttp ShutdownWithContext, which drops some on keep-alive connections (a comparison knob for tests, not for production)",
 }

@@ -23,59 +23,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"log"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/handoff"
+	"github.com/b93f8b21/reuseport/internal/servercmd"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // restore the default action, so a second signal ends a stuck shutdown at once
-	}()
-	os.Exit(exitCode(run(ctx, os.Args[1:], os.Stderr), os.Stderr))
-}
+func main() { command.Main(serve) }
 
-// run is the whole program but for what belongs to the process (signals,
-// the exit status): it serves until ctx is done or a successor has taken
-// its socket, then drains and returns.
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseFlags(args, stderr)
-	if err != nil {
-		return err
-	}
-	pid := os.Getpid()
-	logger := log.New(stderr, fmt.Sprintf("fasthttpserver: pid=%d ", pid), 0)
-	return handoff.Run(ctx, handoff.Config{
-		Path:            cfg.handoff, // "" for none: a fresh socket, and only a signal stops it
-		ShutdownTimeout: cfg.shutdownTimeout,
-		Logf:            logger.Printf,
-		OnReady: func(s handoff.Socket) {
-			logger.Printf("listening on %s (reuseport: %v; socket: %v; shutdown: %s)", s.Addr, reuseport.Capabilities(), s.Origin, cfg.shutdown)
-		},
-	}, "tcp", cfg.addr, newServer(pid, logger, cfg.shutdown))
-}
-
-// exitCode reports err and turns it into an exit status, following the flag
-// package: 0 for -h, 2 for a usage error, 1 for any other failure.
-func exitCode(err error, stderr io.Writer) int {
-	var usage *usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &usage):
-		return 2 // the flag set has printed the error and the usage already
-	default:
-		fmt.Fprintf(stderr, "fasthttpserver: %v\n", err)
-		return 1
-	}
+// serve is one generation of the server, as servercmd runs it.
+func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
+	return servercmd.Serve(ctx, f, logger, newServer(os.Getpid(), logger, f.Shutdown))
 }

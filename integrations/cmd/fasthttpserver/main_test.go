@@ -5,35 +5,18 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
-// envServer makes the test binary run main instead of the tests, so that the
-// tests can start real server processes without a separate build.
-const envServer = "FASTHTTPSERVER_TEST_RUN_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(envServer) != "" {
-		main() // exits
-	}
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servercmdtest.Main(m, main) }
 
 // TestHandoffKeepsKeepAlive is -handoff's promise in the small, with a
 // keep-alive connection open across it: a second copy takes over the
@@ -46,37 +29,37 @@ func TestHandoffKeepsKeepAlive(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "w1.sock")
 	first := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path, "-shutdown-timeout", "10s")
-	kept := dialKeepAlive(t, first.addr)
-	if pid, closing := kept.post(t); pid != first.pid || closing {
-		t.Fatalf("first response: pid %d, Connection: close %v; want pid %d, keep-alive", pid, closing, first.pid)
+	kept := dialKeepAlive(t, first.Addr)
+	if pid, closing := kept.post(t); pid != first.PID || closing {
+		t.Fatalf("first response: pid %d, Connection: close %v; want pid %d, keep-alive", pid, closing, first.PID)
 	}
 
-	second := startServer(t, "-addr", first.addr, "-handoff", path)
-	if !strings.Contains(second.log.String(), "socket: inherited") {
-		t.Errorf("the successor does not say it inherited its socket:\n%s", second.log)
+	second := startServer(t, "-addr", first.Addr, "-handoff", path)
+	if !strings.Contains(second.Log.String(), "socket: inherited") {
+		t.Errorf("the successor does not say it inherited its socket:\n%s", second.Log)
 	}
 	// The first copy is draining, and keeps the idle connection open for
 	// the grace (2s, counted from the response above).
-	if pid, closing := kept.post(t); pid != first.pid || !closing {
-		t.Errorf("on the kept connection after the handoff: pid %d, Connection: close %v; want pid %d, close", pid, closing, first.pid)
+	if pid, closing := kept.post(t); pid != first.PID || !closing {
+		t.Errorf("on the kept connection after the handoff: pid %d, Connection: close %v; want pid %d, close", pid, closing, first.PID)
 	}
 	select {
-	case <-first.done:
+	case <-first.Done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.pid, first.log)
+		t.Fatalf("pid=%d still running 10s after its successor served:\n%s", first.PID, first.Log)
 	}
-	if first.err != nil {
-		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.pid, first.err, first.log)
+	if first.Err != nil {
+		t.Fatalf("pid=%d exited with %v, want status 0:\n%s", first.PID, first.Err, first.Log)
 	}
-	if !strings.Contains(first.log.String(), "shutting down: a successor took over") {
-		t.Errorf("pid=%d did not say why it left:\n%s", first.pid, first.log)
+	if !strings.Contains(first.Log.String(), "shutting down: a successor took over") {
+		t.Errorf("pid=%d did not say why it left:\n%s", first.PID, first.Log)
 	}
-	again := dialKeepAlive(t, first.addr)
-	if pid, _ := again.post(t); pid != second.pid {
-		t.Errorf("pid %d answered a new connection after the handoff; want the successor, pid %d", pid, second.pid)
+	again := dialKeepAlive(t, first.Addr)
+	if pid, _ := again.post(t); pid != second.PID {
+		t.Errorf("pid %d answered a new connection after the handoff; want the successor, pid %d", pid, second.PID)
 	}
 	again.c.Close()
-	second.stop(t, syscall.SIGTERM)
+	second.Stop(t, syscall.SIGTERM)
 }
 
 // TestCommandLineErrors checks what a user sees for a command line that
@@ -96,17 +79,10 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := serverCommand(tt.args...)
+			cmd := servercmdtest.Self(tt.args...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			timer := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
-			err := cmd.Wait()
-			if !timer.Stop() {
-				t.Fatalf("%v ran for more than 10s and was killed", tt.args)
-			}
+			err := servercmdtest.Run(t, cmd)
 			if status := cmd.ProcessState.ExitCode(); status != tt.wantStatus {
 				t.Errorf("exit status %d (%v), want %d", status, err, tt.wantStatus)
 			}
@@ -153,109 +129,9 @@ func (k *keepAlive) post(t *testing.T) (pid int, closing bool) {
 	return loadgen.ParsePID(body), resp.Close
 }
 
-// server is a server process started by startServer.
-type server struct {
-	cmd  *exec.Cmd
-	pid  int    // from the server's own log line
-	addr string // the address it logged
-	log  *lockedBuffer
-	done chan struct{} // closed once the process has been waited for
-	err  error         // cmd.Wait's, valid after done
-}
-
-var listening = regexp.MustCompile(`^fasthttpserver: pid=(\d+) listening on (\S+) `)
-
 // startServer starts main in a new process and waits until it says it is
 // listening. The process is killed at the end of the test if still running.
-func startServer(t *testing.T, args ...string) *server {
+func startServer(t *testing.T, args ...string) *servercmdtest.Proc {
 	t.Helper()
-	s := &server{cmd: serverCommand(args...), log: new(lockedBuffer), done: make(chan struct{})}
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-	})
-	ready := make(chan []string, 1)
-	go func() {
-		lines := bufio.NewScanner(stderr)
-		for lines.Scan() {
-			s.log.WriteString(lines.Text() + "\n")
-			if m := listening.FindStringSubmatch(lines.Text()); m != nil {
-				select {
-				case ready <- m:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr) // Wait may be called only once stderr is read to the end
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
-	var m []string
-	select {
-	case m = <-ready:
-	case <-s.done:
-		t.Fatalf("server %v exited before listening (%v):\n%s", args, s.err, s.log)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("server %v did not report listening within 10s:\n%s", args, s.log)
-	}
-	s.pid, _ = strconv.Atoi(m[1])
-	s.addr = m[2]
-	return s
-}
-
-// stop sends sig and expects the server to exit with status 0 soon after.
-func (s *server) stop(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal pid=%d: %v", s.pid, err)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("pid=%d still running 10s after %v:\n%s", s.pid, sig, s.log)
-	}
-	if s.err != nil {
-		t.Fatalf("pid=%d after %v: %v, want exit status 0:\n%s", s.pid, sig, s.err, s.log)
-	}
-}
-
-func serverCommand(args ...string) *exec.Cmd {
-	exe, err := os.Executable()
-	if err != nil {
-		exe = os.Args[0]
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), envServer+"=1")
-	return cmd
-}
-
-// lockedBuffer collects servers' logs while the test reads them.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.WriteString(s)
-}
-
-// Write lets the rolling harness write into a lockedBuffer.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.WriteString(string(p))
-	return len(p), nil
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	return servercmdtest.Start(t, servercmdtest.Self(args...))
 }

@@ -2,11 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +10,8 @@ import (
 	"github.com/b93f8b21/reuseport/internal/loadgen"
 	"github.com/b93f8b21/reuseport/internal/nstest"
 	"github.com/b93f8b21/reuseport/internal/rolling"
+	"github.com/b93f8b21/reuseport/internal/rolling/rollingtest"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
 // envBinary passes the server binary built outside the namespace to the
@@ -136,114 +133,42 @@ func lossless(t *testing.T, l load) {
 	if testing.Short() {
 		t.Skip("a 20s stress run; not in -short")
 	}
-	buildServer(t)
+	bin := buildServer(t)
 	if nstest.Isolate(t) {
 		return
 	}
-	// 0 is the default in a new namespace; say so, since migration would
-	// hide a socket that really left the group.
-	if err := nstest.SetSysctl("net/ipv4/tcp_migrate_req", "0"); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	res, log := rollingRun(t, rolling.Handoff, stressRun, l, func(w int) []string {
-		return []string{"-handoff", filepath.Join(dir, fmt.Sprintf("w%d.sock", w+1))}
-	})
-	if n := res.Load.Failed(); n != 0 {
-		t.Errorf("%d of %d requests failed across %d restarts: %v", n, res.Load.Requests(), len(res.Restarts), res.Load.Failures)
-	}
-	if res.Stuck != 0 {
-		t.Errorf("%d predecessors were still running 5s after the load ended", res.Stuck)
-	}
-	for _, p := range res.Problems {
-		t.Errorf("problem: %s", p)
-	}
-	if n := len(res.Restarts); n < 60 {
-		t.Errorf("only %d restarts in %v, want at least 60 (one every 250ms, less start-up time)", n, stressRun)
-	}
-	// Every generation that served for a while answered requests: the
-	// load really crossed each handoff. The last few may have become
-	// ready just as the load ended.
-	lived := 2 // the first two workers
-	for _, at := range res.Restarts {
-		if at < res.Load.Elapsed-time.Second {
-			lived++
-		}
-	}
-	if got := len(res.Load.PIDs()); got < lived {
-		t.Errorf("responses came from %d processes, want every one ready a second before the end (%d)", got, lived)
-	}
-	if t.Failed() {
-		t.Logf("servers' log:\n%s", log)
-	}
+	rollingtest.Check(t, rollingRun(t, bin, rolling.Handoff, stressRun, l), 60)
 }
 
 // lossy runs a control: it must see requests fail.
 func lossy(t *testing.T, mode rolling.Mode, l load, args ...string) {
-	buildServer(t)
+	bin := buildServer(t)
 	if nstest.Isolate(t) {
 		return
 	}
-	if err := nstest.SetSysctl("net/ipv4/tcp_migrate_req", "0"); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	res, _ := rollingRun(t, mode, controlRun, l, func(w int) []string {
-		if mode == rolling.Signal {
-			return args
-		}
-		return append([]string{"-handoff", filepath.Join(dir, fmt.Sprintf("w%d.sock", w+1))}, args...)
-	})
-	if res.Load.Failed() == 0 {
-		t.Errorf("no request failed in %d across %d restarts; the harness does not see lost requests", res.Load.Requests(), len(res.Restarts))
-	}
-	if n := len(res.Restarts); n < 20 {
-		t.Errorf("only %d restarts in %v", n, controlRun)
-	}
+	rollingtest.CheckLoss(t, rollingRun(t, bin, mode, controlRun, l, args...), 20)
 }
 
-// rollingRun runs the rolling-restart load against two workers on a port
-// of the test's namespace, where nobody else can bind it.
-func rollingRun(t *testing.T, mode rolling.Mode, d time.Duration, l load, args func(worker int) []string) (*rolling.Result, *lockedBuffer) {
+// rollingRun runs the rolling-restart load of 64 clients made by l
+// against two workers started with args, each taking its predecessor's
+// socket unless mode is rolling.Signal.
+func rollingRun(t *testing.T, bin string, mode rolling.Mode, d time.Duration, l load, args ...string) *rolling.Result {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-
+	addr := rollingtest.Addr(t)
 	cfg, done := l(addr)
 	if done != nil {
 		defer done()
 	}
 	cfg.Clients, cfg.Duration = 64, d
-	bin := os.Getenv(envBinary)
-	log := new(lockedBuffer)
-	res, err := rolling.Run(t.Context(), rolling.Config{
-		Command: func(w, _ int) *exec.Cmd {
-			return exec.Command(bin, append([]string{"-addr", addr, "-shutdown-timeout", "5s"}, args(w)...)...)
-		},
-		ReadyLine: "listening on",
-		Workers:   2,
-		Interval:  250 * time.Millisecond,
-		Mode:      mode,
-		Load:      cfg,
-		Log:       log,
-	})
-	if err != nil {
-		t.Fatal(err)
+	handoffDir := t.TempDir()
+	if mode == rolling.Signal {
+		handoffDir = ""
 	}
-	t.Logf("%v: %v; %d processes served", mode, res, len(res.Load.PIDs()))
-	return res, log
-}
-
-// built is the server binary, made once for every test of the run.
-var built struct {
-	once sync.Once
-	dir  string // removed by TestMain
-	bin  string
-	err  error
+	return rollingtest.Run(t, rolling.Config{
+		Command: rolling.Server(bin, addr, handoffDir, args...),
+		Mode:    mode,
+		Load:    cfg,
+	})
 }
 
 // buildServer makes the server binary, once, outside the namespace (where
@@ -251,25 +176,7 @@ var built struct {
 // measured, not the race detector. The load clients still run in this,
 // possibly race-instrumented, test binary. If FASTHTTPSERVER_TEST_BINARY
 // is set already, that binary is used instead (one built with -race, say).
-func buildServer(t *testing.T) {
+func buildServer(t *testing.T) string {
 	t.Helper()
-	if nstest.InChild() {
-		return
-	}
-	built.once.Do(func() {
-		if built.bin = os.Getenv(envBinary); built.bin != "" {
-			return
-		}
-		if built.dir, built.err = os.MkdirTemp("", "fasthttpserver-test"); built.err != nil {
-			return
-		}
-		built.bin = filepath.Join(built.dir, "fasthttpserver")
-		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	t.Setenv(envBinary, built.bin)
+	return servercmdtest.Binary(t, envBinary, "fasthttpserver", ".")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
 // outsideRace runs the calling test in this package's test binary built
@@ -28,7 +29,7 @@ func outsideRace(t *testing.T) bool {
 	if !raceEnabled || nstest.InChild() {
 		return false
 	}
-	bin := build(t, "grpcserver.test", "test", "-c")
+	bin := servercmdtest.Build(t, "grpcserver.test", ".", "test", "-c")
 	args := []string{"-test.run=^" + regexp.QuoteMeta(t.Name()) + "$", "-test.count=1", "-test.v"}
 	if d, ok := t.Deadline(); ok {
 		args = append(args, "-test.timeout="+time.Until(d).Round(time.Second).String())

@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,10 +14,11 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/internal/loadgen"
 	"github.com/b93f8b21/reuseport/internal/nstest"
 	"github.com/b93f8b21/reuseport/internal/rolling"
+	"github.com/b93f8b21/reuseport/internal/rolling/rollingtest"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
 )
 
 // envBinary passes the server binary built outside the namespace to the
@@ -53,52 +50,14 @@ func testRollingHandoff(t *testing.T, keep bool) {
 	if testing.Short() {
 		t.Skip("a 20s stress run; not in -short")
 	}
-	buildServer(t)
-	if outsideRace(t) {
+	bin := buildServer(t)
+	if outsideRace(t) || nstest.Isolate(t) {
 		return
 	}
-	if nstest.Isolate(t) {
-		return
-	}
-	// 0 is the default in a new namespace; say so, since migration would
-	// hide a socket that really left the group.
-	if err := nstest.SetSysctl("net/ipv4/tcp_migrate_req", "0"); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	res, log := rollingRun(t, rolling.Handoff, 20*time.Second, keep, func(w int) []string {
-		return []string{"-handoff", filepath.Join(dir, fmt.Sprintf("w%d.sock", w+1))}
-	})
-
-	if n := res.Load.Failed(); n != 0 {
-		t.Errorf("%d of %d RPCs failed across %d restarts: %v", n, res.Load.Requests(), len(res.Restarts), res.Load.Failures)
-	}
-	if res.Stuck != 0 {
-		t.Errorf("%d predecessors were still running 5s after the load ended", res.Stuck)
-	}
-	for _, p := range res.Problems {
-		t.Errorf("problem: %s", p)
-	}
-	if n := len(res.Restarts); n < 60 {
-		t.Errorf("only %d restarts in 20s, want at least 60 (one every 250ms, less start-up time)", n)
-	}
-	// The load really crossed the handoffs: every generation ready a
-	// second before the end answered RPCs. A persistent client moves
-	// only when its process leaves, so it must have been answered by as
-	// many processes; the last few may have become ready as the load
-	// ended.
-	lived := 2 // the first two workers
-	for _, at := range res.Restarts {
-		if at < res.Load.Elapsed-time.Second {
-			lived++
-		}
-	}
-	if got := len(res.Load.PIDs()); got < lived {
-		t.Errorf("RPCs were answered by %d processes, want every one ready a second before the end (%d)", got, lived)
-	}
-	if t.Failed() {
-		t.Logf("servers' log:\n%s", log)
-	}
+	// The load really crossed the handoffs: a persistent client moves
+	// only when its process leaves, so Check's every generation answering
+	// means every one was left in turn.
+	rollingtest.Check(t, rollingRun(t, bin, rolling.Handoff, 20*time.Second, keep), 60)
 }
 
 // TestRollingSignalGracefulLosesRPCs is the control for per-RPC clients:
@@ -107,25 +66,11 @@ func testRollingHandoff(t *testing.T, keep bool) {
 // socket and resetting the connections queued on it. If no RPC failed,
 // the harness could not see what -handoff prevents.
 func TestRollingSignalGracefulLosesRPCs(t *testing.T) {
-	buildServer(t)
-	if outsideRace(t) {
+	bin := buildServer(t)
+	if outsideRace(t) || nstest.Isolate(t) {
 		return
 	}
-	if nstest.Isolate(t) {
-		return
-	}
-	if err := nstest.SetSysctl("net/ipv4/tcp_migrate_req", "0"); err != nil {
-		t.Fatal(err)
-	}
-	res, _ := rollingRun(t, rolling.Signal, 5*time.Second, perRPC, func(int) []string {
-		return []string{"-shutdown", shutdownGraceful}
-	})
-	if res.Load.Failed() == 0 {
-		t.Errorf("no RPC failed in %d across %d plain restarts; the harness does not see lost connections", res.Load.Requests(), len(res.Restarts))
-	}
-	if len(res.Restarts) < 10 {
-		t.Errorf("only %d restarts in 5s", len(res.Restarts))
-	}
+	rollingtest.CheckLoss(t, rollingRun(t, bin, rolling.Signal, 5*time.Second, perRPC, "-shutdown", shutdownGraceful), 10)
 }
 
 // TestRollingHandoffGracefulLosesRPCs is the control for the barrier:
@@ -136,26 +81,11 @@ func TestRollingSignalGracefulLosesRPCs(t *testing.T) {
 // socket never closed. It runs 10s: on a loaded 2-core machine, 5s runs
 // saw as few as 2 failures.
 func TestRollingHandoffGracefulLosesRPCs(t *testing.T) {
-	buildServer(t)
-	if outsideRace(t) {
+	bin := buildServer(t)
+	if outsideRace(t) || nstest.Isolate(t) {
 		return
 	}
-	if nstest.Isolate(t) {
-		return
-	}
-	if err := nstest.SetSysctl("net/ipv4/tcp_migrate_req", "0"); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	res, _ := rollingRun(t, rolling.Handoff, 10*time.Second, perRPC, func(w int) []string {
-		return []string{"-shutdown", shutdownGraceful, "-handoff", filepath.Join(dir, fmt.Sprintf("w%d.sock", w+1))}
-	})
-	if res.Load.Failed() == 0 {
-		t.Errorf("no RPC failed in %d across %d restarts with GracefulStop and no barrier; the harness does not see the connections it drops", res.Load.Requests(), len(res.Restarts))
-	}
-	if len(res.Restarts) < 20 {
-		t.Errorf("only %d restarts in 10s", len(res.Restarts))
-	}
+	rollingtest.CheckLoss(t, rollingRun(t, bin, rolling.Handoff, 10*time.Second, perRPC, "-shutdown", shutdownGraceful), 20)
 }
 
 // TestRollingHandoffStopLosesRPCs is the control for persistent clients:
@@ -163,64 +93,38 @@ func TestRollingHandoffGracefulLosesRPCs(t *testing.T) {
 // its connections under the RPCs in progress. If no RPC failed, the
 // harness could not see what the drain's GOAWAY prevents.
 func TestRollingHandoffStopLosesRPCs(t *testing.T) {
-	buildServer(t)
-	if outsideRace(t) {
+	bin := buildServer(t)
+	if outsideRace(t) || nstest.Isolate(t) {
 		return
 	}
-	if nstest.Isolate(t) {
-		return
-	}
-	dir := t.TempDir()
-	res, _ := rollingRun(t, rolling.Handoff, 5*time.Second, persistent, func(w int) []string {
-		return []string{"-shutdown", shutdownStop, "-handoff", filepath.Join(dir, fmt.Sprintf("w%d.sock", w+1))}
-	})
-	if res.Load.Failed() == 0 {
-		t.Errorf("no RPC failed in %d across %d restarts with Stop; the harness does not see RPCs cut off", res.Load.Requests(), len(res.Restarts))
-	}
-	if len(res.Restarts) < 10 {
-		t.Errorf("only %d restarts in 5s", len(res.Restarts))
-	}
+	rollingtest.CheckLoss(t, rollingRun(t, bin, rolling.Handoff, 5*time.Second, persistent, "-shutdown", shutdownStop), 10)
 }
 
-// rollingRun runs rolling restarts of two workers under the load of 64
-// gRPC clients, on a port of the test's namespace, where nobody else can
-// bind it.
-func rollingRun(t *testing.T, mode rolling.Mode, d time.Duration, keep bool, args func(worker int) []string) (*rolling.Result, *lockedBuffer) {
+// rollingRun runs rolling restarts of two workers started with args under
+// the load of 64 gRPC clients, each worker taking its predecessor's
+// socket unless mode is rolling.Signal.
+func rollingRun(t *testing.T, bin string, mode rolling.Mode, d time.Duration, keep bool, args ...string) *rolling.Result {
 	t.Helper()
-	ln, err := reuseport.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addr := rollingtest.Addr(t)
+	handoffDir := t.TempDir()
+	if mode == rolling.Signal {
+		handoffDir = ""
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-
-	bin := os.Getenv(envBinary)
-	log := new(lockedBuffer)
-	res, err := rolling.Run(t.Context(), rolling.Config{
-		Command: func(w, _ int) *exec.Cmd {
-			return exec.Command(bin, append([]string{"-addr", addr, "-shutdown-timeout", "5s"}, args(w)...)...)
-		},
-		ReadyLine: "listening on",
-		Workers:   2,
-		Interval:  250 * time.Millisecond,
-		Mode:      mode,
+	kind := "new ClientConn per RPC"
+	if keep {
+		kind = "persistent ClientConns"
+	}
+	t.Logf("%v, %s", mode, kind)
+	return rollingtest.Run(t, rolling.Config{
+		Command: rolling.Server(bin, addr, handoffDir, args...),
+		Mode:    mode,
 		Load: loadgen.Config{
 			Clients:   64,
 			Duration:  d,
 			Timeout:   5 * time.Second,
 			NewClient: func() (loadgen.Client, error) { return &grpcClient{addr: addr, keep: keep}, nil },
 		},
-		Log: log,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kind := "new ClientConn per RPC"
-	if keep {
-		kind = "persistent ClientConns"
-	}
-	t.Logf("%v, %s: %v; %d processes served", mode, kind, res, len(res.Load.PIDs()))
-	return res, log
 }
 
 // grpcClient is a load client that sends grpc.health.v1.Health/Check,
@@ -274,63 +178,9 @@ func (c *grpcClient) Close() error {
 // module cache is), and without -race, so that the load measures the
 // restarts and not the race detector, and passes it to the test's
 // namespace in the environment.
-func buildServer(t *testing.T) {
+func buildServer(t *testing.T) string {
 	t.Helper()
-	if nstest.InChild() || os.Getenv(envBinary) != "" {
-		return // built by the process that started this one
-	}
-	t.Setenv(envBinary, build(t, "grpcserver", "build"))
+	return servercmdtest.Binary(t, envBinary, "grpcserver", ".")
 }
 
-var (
-	buildDir  string // made by TestMain, removed when the tests end
-	buildMu   sync.Mutex
-	buildDone = make(map[string]string)
-)
-
-// build runs go with args ("build" or "test -c") in this package, without
-// -race, once per test binary run, and returns the path of the binary.
-func build(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if bin, ok := buildDone[name]; ok {
-		return bin
-	}
-	bin := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", append(args, "-o", bin, ".")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	buildDone[name] = bin
-	return bin
-}
-
-func TestMain(m *testing.M) {
-	var err error
-	if buildDir, err = os.MkdirTemp("", "grpcserver-test"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(buildDir)
-	os.Exit(code)
-}
-
-// lockedBuffer collects the servers' log while the harness writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+func TestMain(m *testing.M) { os.Exit(servercmdtest.RunTests(m)) }

@@ -1,13 +1,13 @@
 //go:build unix
 
-package peek
+package lameduck
 
 import (
 	"net"
 	"syscall"
 )
 
-func pending(nc net.Conn) bool {
+func peek(nc net.Conn) bool {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return false
@@ -16,11 +16,11 @@ func pending(nc net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	pending := false
+	found := false
 	rc.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
-		pending = err == nil && n > 0
+		found = err == nil && n > 0
 	})
-	return pending
+	return found
 }

@@ -1,22 +1,20 @@
-// Package gauge counts outstanding work and lets callers wait until there
-// is none: what the drains of package drain and of the fasthttp integration
-// wait on.
-package gauge
+package lameduck
 
 import (
 	"context"
 	"sync"
 )
 
-// A Gauge counts outstanding work. The zero value is 0 and ready to use.
-type Gauge struct {
+// A gauge counts outstanding work and lets callers wait until there is
+// none. The zero value is 0 and ready to use.
+type gauge struct {
 	mu   sync.Mutex
 	n    int
 	zero chan struct{} // made by the first waiter, closed and cleared when n reaches 0
 }
 
 // Add adds delta, which may be negative, to the count.
-func (g *Gauge) Add(delta int) {
+func (g *gauge) Add(delta int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.n += delta
@@ -27,7 +25,7 @@ func (g *Gauge) Add(delta int) {
 }
 
 // Wait returns nil once the count is 0, or ctx.Err() if ctx ends first.
-func (g *Gauge) Wait(ctx context.Context) error {
+func (g *gauge) Wait(ctx context.Context) error {
 	g.mu.Lock()
 	if g.n == 0 {
 		g.mu.Unlock()

@@ -1,16 +1,14 @@
-package gauge_test
+package lameduck
 
 import (
 	"context"
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/b93f8b21/reuseport/internal/gauge"
 )
 
 func TestGauge(t *testing.T) {
-	var g gauge.Gauge
+	var g gauge
 	if err := g.Wait(context.Background()); err != nil {
 		t.Fatalf("Wait at 0: %v", err)
 	}

@@ -1,17 +1,15 @@
-// Package peek tells whether bytes are waiting on a connection without
-// reading them: what a drain checks before it closes a connection it
-// believes idle.
-package peek
+package lameduck
 
 import "net"
 
-// Pending reports whether bytes are waiting to be read on nc, or on the
-// connection it wraps (through NetConn methods), without reading them. Go's
+// pending reports whether bytes are waiting to be read on nc, or on the
+// connection it wraps (through NetConn methods), without reading them: what
+// the drain checks before it closes a connection it believes quiet. Go's
 // sockets are non-blocking, so a peek at an empty socket fails with EAGAIN
 // at once; it runs through RawConn.Control, which does not wait for a Read
 // that a server has pending on the connection. Where it cannot look (not
 // a socket, or not a Unix system) it reports false.
-func Pending(nc net.Conn) bool {
+func pending(nc net.Conn) bool {
 	for {
 		u, ok := nc.(interface{ NetConn() net.Conn })
 		if !ok {
@@ -19,5 +17,5 @@ func Pending(nc net.Conn) bool {
 		}
 		nc = u.NetConn()
 	}
-	return pending(nc)
+	return peek(nc)
 }

@@ -1,4 +1,4 @@
-package main
+package systest
 
 import (
 	"bufio"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -19,8 +18,9 @@ import (
 
 	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/internal/loadgen"
-	"github.com/b93f8b21/reuseport/internal/nstest"
 	"github.com/b93f8b21/reuseport/internal/rolling"
+	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/testenv"
 )
 
 // envSoak lengthens the soak tests, e.g. REUSEPORT_SOAK=5m; by default
@@ -51,13 +51,9 @@ func soakDuration(t *testing.T, ci time.Duration) time.Duration {
 // first generations', the test process's descriptors and goroutines back
 // where they were, and no request failed.
 func TestSoakHandoffChain(t *testing.T) {
-	if nstest.Isolate(t) {
-		return
-	}
 	run := soakDuration(t, 30*time.Second)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
+	if isolate(t, run) {
+		return
 	}
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -67,15 +63,11 @@ func TestSoakHandoffChain(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nobody else lives in this namespace to take the port
 
-	fds0, goroutines0 := countFDs(t, os.Getpid()), runtime.NumGoroutine()
+	fds0, goroutines0 := testenv.MustOpenFDs(t), runtime.NumGoroutine()
 	samples := &genSamples{}
 	res, err := rolling.Run(t.Context(), rolling.Config{
-		Command: func(worker, _ int) *exec.Cmd {
-			cmd := exec.Command(exe, "-addr", addr, "-handoff", filepath.Join(dir, fmt.Sprintf("w%d.sock", worker)), "-shutdown-timeout", "5s")
-			cmd.Env = append(os.Environ(), envServer+"=1")
-			return cmd
-		},
-		ReadyLine: "listening on",
+		Command:   rolling.Server(serverBin(), addr, dir),
+		ReadyLine: servercmdtest.ReadyLine,
 		Workers:   2,
 		// Each worker is replaced every 2 Intervals, well above the time a
 		// successor takes to start under -race and load on 2 cores, so that
@@ -124,8 +116,8 @@ func TestSoakHandoffChain(t *testing.T) {
 	if bound := slices.Max(rssOf(first)) * 2; slices.Max(rssOf(last)) > bound {
 		t.Errorf("RSS of the last generations %v KiB exceeds %d KiB, twice the first %v", rssOf(last), bound, rssOf(first))
 	}
-	settle(t, func() bool { return runtime.NumGoroutine() <= goroutines0 && countFDs(t, os.Getpid()) <= fds0 })
-	if g, f := runtime.NumGoroutine(), countFDs(t, os.Getpid()); g > goroutines0 || f > fds0 {
+	settle(t, func() bool { return runtime.NumGoroutine() <= goroutines0 && testenv.MustOpenFDs(t) <= fds0 })
+	if g, f := runtime.NumGoroutine(), testenv.MustOpenFDs(t); g > goroutines0 || f > fds0 {
 		t.Errorf("the test process went from %d to %d goroutines and %d to %d descriptors", goroutines0, g, fds0, f)
 	}
 }
@@ -139,7 +131,7 @@ func TestSoakHandoffChain(t *testing.T) {
 // second half, serve throughout, and still hand its socket to a real
 // successor at the end.
 func TestSoakAbortedHandoffs(t *testing.T) {
-	if nstest.Isolate(t) {
+	if isolate(t, 10*time.Second) {
 		return
 	}
 	// The run has two halves: in the first the server's RSS levels off (see
@@ -148,17 +140,17 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	const halfRounds = 3000
 	soak := soakDuration(t, 0)
 	path := filepath.Join(t.TempDir(), "h.sock")
-	s := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path, "-shutdown-timeout", "5s")
-	get(t, s.addr, 10)
+	s := start(t, "-addr", "127.0.0.1:0", "-handoff", path, "-shutdown-timeout", "5s")
+	get(t, s.Addr, 10)
 	serverFDs := func() int {
 		t.Helper()
-		n, err := fixedFDs(s.pid)
+		n, err := fixedFDs(s.PID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
-	fds0, threads0, rss0 := serverFDs(), procStatus(t, s.pid, "Threads"), procStatus(t, s.pid, "VmRSS")
+	fds0, threads0, rss0 := serverFDs(), procStatus(t, s.PID, "Threads"), procStatus(t, s.PID, "VmRSS")
 
 	hello := helloFrame()
 	abort := []func() error{
@@ -168,7 +160,7 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 				return err
 			}
 			defer h.Close()
-			ln, err := h.Listen("tcp", s.addr)
+			ln, err := h.Listen("tcp", s.Addr)
 			if err != nil {
 				return err
 			}
@@ -191,18 +183,18 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 				t.Fatalf("round %d: %v", i, err)
 			}
 			if i%100 == 99 {
-				get(t, s.addr, 5)
+				get(t, s.Addr, 5)
 			}
 		}
 		return i
 	}
 	half := runHalf(0)
-	rssHalf := procStatus(t, s.pid, "VmRSS")
+	rssHalf := procStatus(t, s.PID, "VmRSS")
 	rounds := runHalf(half)
 	// The server answers peers one at a time, each exchange bounded by the
 	// handoff timeout; give the last one time to end.
 	settle(t, func() bool { return serverFDs() <= fds0 })
-	fds, threads, rss := serverFDs(), procStatus(t, s.pid, "Threads"), procStatus(t, s.pid, "VmRSS")
+	fds, threads, rss := serverFDs(), procStatus(t, s.PID, "Threads"), procStatus(t, s.PID, "VmRSS")
 	t.Logf("after %d aborted handoffs: descriptors %d -> %d, threads %d -> %d, RSS %d -> %d (halfway) -> %d KiB", rounds, fds0, fds, threads0, threads, rss0, rssHalf, rss)
 	if fds != fds0 {
 		t.Errorf("the server went from %d to %d descriptors (not counting TCP connections)", fds0, fds)
@@ -223,17 +215,17 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	if limit := rssHalf + 4<<10 + (rounds-half)*64/1024; rss > limit {
 		t.Errorf("the server's RSS grew from %d KiB halfway to %d KiB, more than 4 MiB plus 64 bytes a round: something leaks with each aborted handoff", rssHalf, rss)
 	}
-	next := startServer(t, "-addr", s.addr, "-handoff", path, "-shutdown-timeout", "5s")
-	if !strings.Contains(next.log.String(), "socket: inherited") {
-		t.Errorf("the successor did not inherit the socket:\n%s", next.log)
+	next := start(t, "-addr", s.Addr, "-handoff", path, "-shutdown-timeout", "5s")
+	if !strings.Contains(next.Log.String(), "socket: inherited") {
+		t.Errorf("the successor did not inherit the socket:\n%s", next.Log)
 	}
 	select {
-	case <-s.done:
+	case <-s.Done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("the server did not exit after a real handoff:\n%s", s.log)
+		t.Fatalf("the server did not exit after a real handoff:\n%s", s.Log)
 	}
-	if s.err != nil {
-		t.Errorf("the server exited with %v:\n%s", s.err, s.log)
+	if s.Err != nil {
+		t.Errorf("the server exited with %v:\n%s", s.Err, s.Log)
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package systest
 
 import (
 	"bufio"
@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b93f8b21/reuseport/internal/testenv"
 	"golang.org/x/sys/unix"
-
-	"github.com/b93f8b21/reuseport/internal/nstest"
 )
 
 // TestOutOfDescriptors runs a server process out of file descriptors while
@@ -23,21 +22,21 @@ import (
 // freed, so retrying in a loop only burns a core), and serve the waiting
 // connection once descriptors are free again.
 func TestOutOfDescriptors(t *testing.T) {
-	if nstest.Isolate(t) {
+	if isolate(t, 0) {
 		return
 	}
-	s := startServer(t, "-addr", "127.0.0.1:0", "-shutdown-timeout", "5s")
+	s := start(t, "-addr", "127.0.0.1:0", "-shutdown-timeout", "5s")
 
 	// Leave the server a few descriptors above what it holds now; the
 	// limit is lowered from outside, as an operator's ulimit or a
 	// container's would be, while the server runs.
 	const spare = 16
-	limit := uint64(countFDs(t, s.pid) + spare)
+	limit := uint64(testenv.MustOpenFDsOf(t, s.PID) + spare)
 	var old unix.Rlimit
-	if err := unix.Prlimit(s.pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, &old); err != nil {
-		t.Fatalf("prlimit(%d): %v", s.pid, err)
+	if err := unix.Prlimit(s.PID, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, &old); err != nil {
+		t.Fatalf("prlimit(%d): %v", s.PID, err)
 	}
-	t.Logf("server pid=%d: RLIMIT_NOFILE %d (was %d), %d descriptors open", s.pid, limit, old.Cur, limit-spare)
+	t.Logf("server pid=%d: RLIMIT_NOFILE %d (was %d), %d descriptors open", s.PID, limit, old.Cur, limit-spare)
 
 	// Each held connection has had one keep-alive request answered, so the
 	// server holds a descriptor for it until the client closes it. The
@@ -51,7 +50,7 @@ func TestOutOfDescriptors(t *testing.T) {
 	}()
 	var waiting net.Conn
 	for range 2 * spare {
-		c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("dial with %d connections held: %v", len(held), err)
 		}
@@ -76,7 +75,7 @@ func TestOutOfDescriptors(t *testing.T) {
 	defer waiting.Close()
 	// The limit bounds descriptor numbers, and a descriptor numbered
 	// above it from before may remain: every number below it is taken.
-	if n := countFDs(t, s.pid); uint64(n) < limit {
+	if n := testenv.MustOpenFDsOf(t, s.PID); uint64(n) < limit {
 		t.Errorf("the server has %d descriptors open with its limit at %d; want it exhausted", n, limit)
 	}
 
@@ -86,20 +85,20 @@ func TestOutOfDescriptors(t *testing.T) {
 	// scheduler and garbage-collector time, and below the 100% a spin
 	// costs even when it shares a core with other work.
 	const window = time.Second
-	cpu0, t0 := cpuTime(t, s.pid), time.Now()
+	cpu0, t0 := cpuTime(t, s.PID), time.Now()
 	time.Sleep(window)
-	cpu, wall := cpuTime(t, s.pid)-cpu0, time.Since(t0)
+	cpu, wall := cpuTime(t, s.PID)-cpu0, time.Since(t0)
 	t.Logf("out of descriptors, the server used %v of CPU in %v (%.1f%%)", cpu, wall.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds())
 	if cpu > wall/5 {
 		t.Errorf("out of descriptors, the server used %v of CPU in %v: it spins on accept instead of backing off", cpu, wall)
 	}
 	select {
-	case <-s.done:
-		t.Fatalf("the server exited when it ran out of descriptors: %v\n%s", s.err, s.log)
+	case <-s.Done:
+		t.Fatalf("the server exited when it ran out of descriptors: %v\n%s", s.Err, s.Log)
 	default:
 	}
-	if !strings.Contains(s.log.String(), "too many open files") {
-		t.Errorf("the server did not log why it cannot accept:\n%s", s.log)
+	if !strings.Contains(s.Log.String(), "too many open files") {
+		t.Errorf("the server did not log why it cannot accept:\n%s", s.Log)
 	}
 
 	// Free the descriptors, with the limit left as it is: the connection
@@ -117,19 +116,9 @@ func TestOutOfDescriptors(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the connection that waited: %s", resp.Status)
 	}
-	if pids := get(t, s.addr, 20); pids[s.pid] != 20 {
-		t.Errorf("after descriptors were freed, 20 new requests were served by %v, want all by pid %d", pids, s.pid)
+	if pids := get(t, s.Addr, 20); pids[s.PID] != 20 {
+		t.Errorf("after descriptors were freed, 20 new requests were served by %v, want all by pid %d", pids, s.PID)
 	}
-}
-
-// countFDs is the number of descriptors process pid has open.
-func countFDs(t *testing.T, pid int) int {
-	t.Helper()
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(fds)
 }
 
 // cpuTime is the user plus system time process pid has used, from

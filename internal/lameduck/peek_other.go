@@ -1,0 +1,7 @@
+//go:build !unix
+
+package lameduck
+
+import "net"
+
+func peek(net.Conn) bool { return false }

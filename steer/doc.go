@@ -1,0 +1,81 @@
+// Package steer keeps every packet of a QUIC connection on the socket that
+// owns it while the sockets sharing a UDP port with SO_REUSEPORT join,
+// drain, leave and crash, and it needs no privilege to do so.
+//
+// Without it, Linux hashes each datagram's addresses and ports onto the
+// sockets of the group, and rescales the hash whenever the group changes: a
+// socket that joins a group of three moves about half the connections of
+// the others, and one that leaves moves up to three quarters of them (the
+// kernel fills its slot with the last socket). A QUIC connection whose
+// packets move reaches a process that has never heard of it, and breaks.
+//
+// # Mechanism
+//
+// Each socket of a [Group] is a [Member] with a random 32-bit id, and every
+// connection ID it issues ([Member.NewConnectionID]) starts with that id.
+// The group carries one classic BPF program (SO_ATTACH_REUSEPORT_CBPF),
+// which the kernel runs on every datagram with the data at the UDP payload
+// and whose result picks a socket by its index in the group. The program
+// reads the destination connection ID of a QUIC short or long header,
+// looks its id up in a table of id → index, and steers the packet there.
+// A client's first flight carries a random connection ID of its own
+// choosing; the program spreads those over the accepting members only, by
+// the first four bytes of that ID, so that each client's retransmissions
+// reach the same socket and a draining member gets no new connection. A
+// packet it cannot place (not QUIC, or for an id no socket has) gets an
+// index past the end of the group, and the kernel then hashes it as it
+// would without a program.
+//
+// No process can ask the kernel for the order of a group's sockets, so
+// the Group learns it by probing. From sockets outside the group it sends
+// small control packets to the group's port, each asking for one index;
+// the program steers each to the socket at that index, whose owner
+// answers with its id and state. The first index whose answer repeats an
+// id seen at a lower one (the kernel hashed a probe past the end) is the
+// size of the group. A Group reconciles (probes, attaches the program for
+// what it found, and probes again to verify) when a member joins, drains
+// and leaves, and every [Config.ReconcileInterval] in every process, so
+// the members of other processes are learnt without any coordination but
+// the port itself.
+//
+// A member's read loop passes the control packets ([IsControl]) to
+// [Member.HandleControl]. Their first byte has its two top bits clear, so
+// a QUIC stack sets them aside as non-QUIC packets (quic-go's
+// Transport.ReadNonQUICPacket). A reply goes only to a well-formed probe
+// from this host, is no larger than the probe, and a prober accepts only
+// replies that echo its random nonce to its own socket.
+//
+// # Privileges
+//
+// None beyond binding the port: attaching a classic BPF program to a
+// reuseport group needs no capability (an eBPF SK_REUSEPORT program, as
+// nginx and Envoy use for QUIC, needs CAP_BPF), and the kernel lets only
+// sockets of the same user into a group.
+//
+// # Limits
+//
+// A socket bound to the port that does not take part (a server that does
+// not use this package) never answers probes. The Group reports it through
+// [Config.Logf] and [Group.Table] as [Silent] and gives it no new
+// connections, but the kernel's hash may still send it the packets the
+// program cannot place.
+//
+// When a member's process crashes, the kernel moves the last socket of the
+// group into its slot, and until the next reconcile (within one
+// [Config.ReconcileInterval], a second by default) the packets of the
+// moved socket's connections may reach another. QUIC resends them; a
+// connection survives a second of loss.
+//
+// [Member.Leave] attaches the table for after the socket has closed, in
+// which the last socket has moved into the leaving one's slot; packets
+// for the moved socket that arrive in the microseconds between Leave and
+// the close reach the closing socket and are lost once.
+//
+// The program holds at most [MaxMembers] members (the kernel runs at most
+// 4096 instructions). Every process of a group must use the same
+// [Config.CIDLen].
+//
+// Only Linux (4.5 and later) can do this; elsewhere, and under emulators
+// that do not pass the socket option on (qemu-user), [Group.Join] and
+// [Group.Reconcile] return an error that wraps [errors.ErrUnsupported].
+package steer

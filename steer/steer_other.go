@@ -1,0 +1,7 @@
+//go:build !linux
+
+package steer
+
+import "runtime"
+
+var sys platform = unsupported{runtime.GOOS}
