@@ -134,9 +134,26 @@ func TestSignalModeReplacesWorkers(t *testing.T) {
 		t.Errorf("servers that leave on SIGTERM were reported stuck or failing: %s\n%s", res, log.String())
 	}
 	wantRestartsInRun(t, cfg, res)
-	// A replacement that was ready before the next restart served for a while.
-	if len(res.Restarts) >= 2 && len(res.Load.PIDs()) < 3 {
-		t.Errorf("responses came from %d processes, want both first workers and a replacement", len(res.Load.PIDs()))
+	// Each request, on a connection of its own, hashes to any socket of the
+	// group, so many answered before the first replacement was ready come
+	// from both first workers, and many after it from a replacement too. On
+	// a busy machine the replacement may be ready only as the load ends:
+	// judge only when enough requests fall on each side.
+	if len(res.Restarts) > 0 {
+		const enough = 50 // a socket of three misses all of them with odds of (2/3)^50
+		before, after := 0, 0
+		for _, s := range res.Load.Samples {
+			switch {
+			case s.Failure != "":
+			case s.Start < res.Restarts[0]:
+				before++
+			default:
+				after++
+			}
+		}
+		if before >= enough && after >= enough && len(res.Load.PIDs()) < 3 {
+			t.Errorf("%d answers before the first replacement was ready and %d after came from %d processes; want both first workers and a replacement", before, after, len(res.Load.PIDs()))
+		}
 	}
 }
 
