@@ -24,11 +24,3 @@ func reusePortError(err error) error {
 	}
 	return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
 }
-
-func setFastOpen(fd uintptr, queue int) error {
-	return os.NewSyscallError("setsockopt TCP_FASTOPEN", unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_FASTOPEN, queue))
-}
-
-func setDeferAccept(fd uintptr, seconds int) error {
-	return os.NewSyscallError("setsockopt TCP_DEFER_ACCEPT", unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, seconds))
-}

@@ -41,6 +41,15 @@ func ListenGroup(network, address string, n int) ([]net.Listener, error) {
 	return lc.ListenGroup(context.Background(), network, address, n)
 }
 
+// ListenPacketGroup binds n packet sockets to one address, for one process
+// that wants several read loops the kernel spreads datagrams between; see
+// [ListenConfig.ListenPacketGroup]. The network must be "udp", "udp4" or
+// "udp6".
+func ListenPacketGroup(network, address string, n int) ([]net.PacketConn, error) {
+	var lc ListenConfig
+	return lc.ListenPacketGroup(context.Background(), network, address, n)
+}
+
 // Control marks the socket c so that it may share its address and port with
 // other sockets that are marked the same way. It has the signature of
 // [net.ListenConfig.Control] and [net.Dialer.Control]: use it in a Dialer to

@@ -308,6 +308,40 @@ func TestUnsupportedOS(t *testing.T) {
 	if pc != nil || !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("ListenPacket: got %v, %v; want ErrUnsupported", pc, err)
 	}
+	lns, err := reuseport.ListenGroup("tcp", "127.0.0.1:0", 2)
+	if lns != nil || !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("ListenGroup: got %v, %v; want ErrUnsupported", lns, err)
+	}
+	pcs, err := reuseport.ListenPacketGroup("udp", "127.0.0.1:0", 2)
+	if pcs != nil || !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("ListenPacketGroup: got %v, %v; want ErrUnsupported", pcs, err)
+	}
+}
+
+// TestListenPacketGroup checks the top-level function on real sockets: it
+// makes n sockets on one port and, where the OS balances, every one of them
+// receives datagrams sent to that port.
+func TestListenPacketGroup(t *testing.T) {
+	requireShare(t)
+	const n, sent = 3, 300
+	pcs, err := reuseport.ListenPacketGroup("udp4", "127.0.0.1:0", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeAll(pcs) })
+	addrs := make([]net.Addr, len(pcs))
+	for i, pc := range pcs {
+		addrs[i] = pc.LocalAddr()
+	}
+	requireOnePort(t, addrs, n)
+	requireBalance(t)
+	tl := countDatagrams(t, pcs)
+	// Loopback may drop a datagram when a receive queue is full; the
+	// spread is judged on what arrived.
+	if got := sendMany(t, "udp4", addrs[0].String(), sent, tl); got < sent/2 {
+		t.Fatalf("only %d of %d datagrams arrived", got, sent)
+	}
+	requireAll(t, tl.snapshot())
 }
 
 // unsupportedOSUnderNode runs TestUnsupportedOS of this package built for

@@ -25,9 +25,11 @@ const (
 var groupModes = []string{byGroup, bySeparate}
 
 // fairFloor is the share of an even split that every socket of a group
-// must receive. Linux hashes the 4-tuple, which on loopback lands within a
-// few percent of even (KERNEL-NOTES.md); a socket left out, or a group
-// that is really several groups, falls far below it.
+// must receive. Linux scales a hash of the 4-tuple onto the sockets of the
+// group (reuseport_select_sock, net/core/sock_reuseport.c), which on
+// loopback lands within a few percent of even (TestSpread logs the shares);
+// a socket left out, or a group that is really several groups, falls far
+// below it.
 const fairFloor = 0.6
 
 // listeners makes n stream sockets sharing one port, closed at cleanup.

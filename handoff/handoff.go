@@ -157,7 +157,7 @@ func start(ctx context.Context, cfg Config, lo, hi uint16) (*Handoff, error) {
 	}
 	h := &Handoff{cfg: cfg, minVersion: lo, maxVersion: hi, done: make(chan struct{})}
 	if err := h.start(ctx); err != nil {
-		return nil, err
+		return nil, edgeError(err)
 	}
 	return h, nil
 }
@@ -191,7 +191,7 @@ func listen[S any](h *Handoff, proto, network, address string, fromFile func(*os
 	var zero S
 	c, err := h.take(proto, network, address)
 	if err != nil {
-		return zero, &net.OpError{Op: "listen", Net: network, Err: err}
+		return zero, &net.OpError{Op: "listen", Net: network, Err: edgeError(err)}
 	}
 	var s S
 	origin, name := Fresh, ""
@@ -209,7 +209,7 @@ func listen[S any](h *Handoff, proto, network, address string, fromFile func(*os
 	sock := Socket{Network: network, Addr: sockaddr.Local(s), Origin: origin, Name: name}
 	if err := h.track(s, sock); err != nil {
 		closeAny(s)
-		return zero, &net.OpError{Op: "listen", Net: network, Addr: sock.Addr, Err: err}
+		return zero, &net.OpError{Op: "listen", Net: network, Addr: sock.Addr, Err: edgeError(err)}
 	}
 	h.logf("%s %v: %v", network, sock.Addr, origin)
 	return s, nil
@@ -239,7 +239,7 @@ func (h *Handoff) take(proto, network, address string) (*candidate, error) {
 func (h *Handoff) track(s any, sock Socket) error {
 	conn, ok := s.(syscall.Conn)
 	if !ok {
-		return fmt.Errorf("handoff: a %T cannot be handed over", s)
+		return fmt.Errorf("a %T cannot be handed over", s)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -270,6 +270,12 @@ func (h *Handoff) Sockets() []Socket {
 // If Ready fails, this process does not answer on Path and the
 // predecessor keeps serving; the caller should normally exit.
 func (h *Handoff) Ready() error {
+	return edgeError(h.readyInner())
+}
+
+// readyInner is Ready, with errors that do not name the package yet, for
+// Run to log them.
+func (h *Handoff) readyInner() error {
 	h.life.Lock()
 	defer h.life.Unlock()
 	h.mu.Lock()
@@ -282,7 +288,7 @@ func (h *Handoff) Ready() error {
 	case closed:
 		return errClosed
 	case serving, retired:
-		return errors.New("handoff: Ready called twice")
+		return errors.New("a second call of Ready")
 	}
 	h.closeCandidates(unclaimed, "unclaimed")
 	return h.ready()
@@ -313,7 +319,17 @@ func (h *Handoff) Close() error {
 	return h.close()
 }
 
-var errClosed = fmt.Errorf("handoff: Close was called: %w", net.ErrClosed)
+var errClosed = fmt.Errorf("the Handoff is closed: %w", net.ErrClosed)
+
+// edgeError prefixes err with the package's name. Errors made inside the
+// package do not name it: each exported function that returns one, and
+// only it, passes it through here, so that the name appears once.
+func edgeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("handoff: %w", err)
+}
 
 func (h *Handoff) closeCandidates(cs []*candidate, why string) {
 	for _, c := range cs {

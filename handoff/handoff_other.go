@@ -13,7 +13,7 @@ import (
 // process at the other end of a unix socket; golang.org/x/sys exposes the
 // latter for Linux (SO_PEERCRED), Darwin and FreeBSD (LOCAL_PEERCRED) only,
 // and the check is never skipped.
-var errUnsupported = fmt.Errorf("handoff: handing sockets to a successor is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+var errUnsupported = fmt.Errorf("handing sockets to a successor is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
 // platform is empty here; Handoff's sys field needs a type on every OS.
 //

@@ -21,7 +21,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// logSink collects log lines and forwards them to the test log.
+// logSink collects log lines and forwards them to the test log. It fails
+// the test on a line that does not name the package exactly once: the
+// package prefixes its log lines, and errors made inside it do not.
 type logSink struct {
 	t     testing.TB
 	name  string
@@ -37,6 +39,9 @@ func (l *logSink) logf(format string, args ...any) {
 	l.lines = append(l.lines, line)
 	l.mu.Unlock()
 	l.t.Logf("%s: %s", l.name, line)
+	if n := strings.Count(line, "handoff:"); n != 1 {
+		l.t.Errorf("%s: a log line names the package %d times, want once: %s", l.name, n, line)
+	}
 }
 
 func (l *logSink) contains(s string) bool {

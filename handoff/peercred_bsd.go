@@ -20,7 +20,7 @@ func peerUID(fd int) (int, error) {
 		return -1, os.NewSyscallError("getsockopt LOCAL_PEERCRED", err)
 	}
 	if cred.Version != xucredVersion {
-		return -1, fmt.Errorf("handoff: LOCAL_PEERCRED returned xucred version %d, want %d", cred.Version, xucredVersion)
+		return -1, fmt.Errorf("LOCAL_PEERCRED returned xucred version %d, want %d", cred.Version, xucredVersion)
 	}
 	return int(cred.Uid), nil
 }

@@ -69,7 +69,7 @@ func (t msgType) String() string {
 }
 
 // errProtocol is wrapped by every error about bytes a peer sent.
-var errProtocol = errors.New("handoff: protocol error")
+var errProtocol = errors.New("protocol error")
 
 func protocolErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errProtocol}, args...)...)
@@ -255,5 +255,5 @@ func parseRefusal(p []byte) (refusal, error) {
 type refusedError struct{ refusal }
 
 func (e *refusedError) Error() string {
-	return fmt.Sprintf("handoff: the predecessor refused (code %d): %q", e.code, e.text)
+	return fmt.Sprintf("the predecessor refused (code %d): %q", e.code, e.text)
 }

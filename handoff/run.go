@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config, network, address string, srv Server) e
 		}
 		socks := h.Sockets()
 		sock = socks[len(socks)-1]
-		ready, successor = h.Ready, h.Done()
+		ready, successor = h.readyInner, h.Done()
 	}
 
 	dl := drain.NewListener(ln)
@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg Config, network, address string, srv Server) e
 	if err := ready(); err != nil {
 		// The predecessor goes on serving; what this process accepted
 		// meanwhile still gets its answer below.
-		errs = append(errs, err)
+		errs = append(errs, edgeError(err))
 		logf("taking over from the predecessor failed: %v", err)
 	} else {
 		logf("serving %s %v (%v socket)", sock.Network, sock.Addr, sock.Origin)

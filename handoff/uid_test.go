@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -88,8 +89,12 @@ func TestOtherUser(t *testing.T) {
 		}
 	})
 	t.Run("successor refuses", func(t *testing.T) {
-		if e := asNobody(t, "server"); e.Ev != "error" || !e.Permission {
+		e := asNobody(t, "server")
+		if e.Ev != "error" || !e.Permission {
 			t.Fatalf("successor as uid %d: %+v, want a permission error", nobody, e)
+		}
+		if n := strings.Count(e.Msg, "handoff:"); n != 1 || !strings.Contains(e.Msg, "the peer runs as uid") {
+			t.Errorf("successor as uid %d: error %q names the package %d times; want once, and the peer's uid", nobody, e.Msg, n)
 		}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,14 +62,25 @@ func serve(addr string, stubborn bool) {
 	}
 }
 
+// freeAddr returns a loopback address for the workers of one test, whose
+// port no other process can take until the test ends, whatever else runs
+// on the machine. A connection bound to the port with reuseport.Control
+// holds it: the workers, sharing the port the same way, bind beside it, and
+// it takes none of their connections because it does not listen.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := reuseport.Listen("tcp", "127.0.0.1:0")
+	peer, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Cleanup(func() { peer.Close() })
+	d := net.Dialer{Control: reuseport.Control, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
+	hold, err := d.Dial("tcp", peer.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Close() })
+	return hold.LocalAddr().String()
 }
 
 func command(addr string, env ...string) func(w, g int) *exec.Cmd {
@@ -79,17 +91,36 @@ func command(addr string, env ...string) func(w, g int) *exec.Cmd {
 	}
 }
 
+// wantRestartsInRun checks the instants of a run's restarts against what
+// holds however slow the machine: successors start at most one per
+// Interval and only while the load runs, and each is ready within
+// StartTimeout of its start or is reported as a problem instead.
+func wantRestartsInRun(t *testing.T, cfg rolling.Config, res *rolling.Result) {
+	t.Helper()
+	last := cfg.Load.Duration + cfg.StartTimeout
+	switch n := len(res.Restarts); {
+	case !slices.IsSorted(res.Restarts):
+		t.Errorf("restarts at %v: want them in order", res.Restarts)
+	case n > int(cfg.Load.Duration/cfg.Interval):
+		t.Errorf("%d restarts, one every %v at most, in a run of %v: %v", n, cfg.Interval, cfg.Load.Duration, res.Restarts)
+	case n > 0 && (res.Restarts[0] <= 0 || res.Restarts[n-1] > last):
+		t.Errorf("restarts at %v: want them after the load began and before %v, its %v plus StartTimeout", res.Restarts, last, cfg.Load.Duration)
+	}
+}
+
 func TestSignalModeReplacesWorkers(t *testing.T) {
 	addr := freeAddr(t)
 	var log strings.Builder
-	res, err := rolling.Run(context.Background(), rolling.Config{
-		Command:   command(addr),
-		ReadyLine: "serving",
-		Mode:      rolling.Signal,
-		Interval:  200 * time.Millisecond,
-		Load:      loadgen.Config{Addr: addr, Clients: 4, Duration: 1500 * time.Millisecond},
-		Log:       &log,
-	})
+	cfg := rolling.Config{
+		Command:      command(addr),
+		ReadyLine:    "serving",
+		Mode:         rolling.Signal,
+		Interval:     200 * time.Millisecond,
+		StartTimeout: 10 * time.Second,
+		Load:         loadgen.Config{Addr: addr, Clients: 4, Duration: 1500 * time.Millisecond},
+		Log:          &log,
+	}
+	res, err := rolling.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +133,27 @@ func TestSignalModeReplacesWorkers(t *testing.T) {
 	if res.Stuck != 0 || len(res.Problems) != 0 {
 		t.Errorf("servers that leave on SIGTERM were reported stuck or failing: %s\n%s", res, log.String())
 	}
-	// No successor starts once the load's time is up, and one takes far
-	// less than a second to be ready.
-	if !slices.IsSorted(res.Restarts) || (len(res.Restarts) > 0 && res.Restarts[len(res.Restarts)-1] >= 2500*time.Millisecond) {
-		t.Errorf("restarts at %v: want them in order, none long after the 1.5s load", res.Restarts)
-	}
-	// A replacement that was ready before the next restart served for a while.
-	if len(res.Restarts) >= 2 && len(res.Load.PIDs()) < 3 {
-		t.Errorf("responses came from %d processes, want both first workers and a replacement", len(res.Load.PIDs()))
+	wantRestartsInRun(t, cfg, res)
+	// Each request, on a connection of its own, hashes to any socket of the
+	// group, so many answered before the first replacement was ready come
+	// from both first workers, and many after it from a replacement too. On
+	// a busy machine the replacement may be ready only as the load ends:
+	// judge only when enough requests fall on each side.
+	if len(res.Restarts) > 0 {
+		const enough = 50 // a socket of three misses all of them with odds of (2/3)^50
+		before, after := 0, 0
+		for _, s := range res.Load.Samples {
+			switch {
+			case s.Failure != "":
+			case s.Start < res.Restarts[0]:
+				before++
+			default:
+				after++
+			}
+		}
+		if before >= enough && after >= enough && len(res.Load.PIDs()) < 3 {
+			t.Errorf("%d answers before the first replacement was ready and %d after came from %d processes; want both first workers and a replacement", before, after, len(res.Load.PIDs()))
+		}
 	}
 }
 
@@ -197,12 +241,13 @@ func TestExternalLoad(t *testing.T) {
 	const d = 1200 * time.Millisecond
 	type counts struct{ ok, failed int }
 	calls := 0
-	res, err := rolling.Run(context.Background(), rolling.Config{
-		Command:   command(addr),
-		ReadyLine: "serving",
-		Mode:      rolling.Signal,
-		Interval:  200 * time.Millisecond,
-		Load:      loadgen.Config{Duration: d},
+	cfg := rolling.Config{
+		Command:      command(addr),
+		ReadyLine:    "serving",
+		Mode:         rolling.Signal,
+		Interval:     200 * time.Millisecond,
+		StartTimeout: 10 * time.Second,
+		Load:         loadgen.Config{Duration: d},
 		External: func(ctx context.Context, got time.Duration) (any, error) {
 			calls++
 			if got != d {
@@ -221,7 +266,8 @@ func TestExternalLoad(t *testing.T) {
 			}
 			return c, nil
 		},
-	})
+	}
+	res, err := rolling.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,9 +276,10 @@ func TestExternalLoad(t *testing.T) {
 	if calls != 1 || !ok || c.ok == 0 || res.Load != nil {
 		t.Fatalf("External called %d times, result %#v, Load %v: want one call, its result, and no loadgen run", calls, res.External, res.Load)
 	}
-	if len(res.Restarts) == 0 || res.Began.IsZero() || res.Restarts[0] <= 0 || res.Restarts[len(res.Restarts)-1] > d+time.Second {
-		t.Errorf("restarts at %v from %v: want some, within the external load's time", res.Restarts, res.Began)
+	if len(res.Restarts) == 0 || res.Began.IsZero() {
+		t.Errorf("restarts at %v from %v: want some, from the external load's beginning", res.Restarts, res.Began)
 	}
+	wantRestartsInRun(t, cfg, res)
 
 	errLoad := errors.New("the load tool failed")
 	_, err = rolling.Run(context.Background(), rolling.Config{

@@ -115,7 +115,7 @@ func (h *Handoff) offer(w *wire, version uint16) error {
 	if len(fds) > maxSockets {
 		text := fmt.Sprintf("%d sockets, more than the %d one handoff may carry", len(fds), maxSockets)
 		w.writeFrame(msgRefuse, refusal{refuseTooMany, text}.append(nil), -1)
-		return errors.New("handoff: " + text)
+		return errors.New(text)
 	}
 	o := offer{version: version, pid: uint32(os.Getpid()), count: uint16(len(fds))}
 	if err := w.writeFrame(msgOffer, o.append(nil), -1); err != nil {
@@ -146,7 +146,7 @@ func (h *Handoff) snapshot() ([]int, []sockInfo, error) {
 			continue
 		}
 		if err != nil {
-			return fds, nil, fmt.Errorf("handoff: %s %v: %w", c.sock.Network, c.sock.Addr, err)
+			return fds, nil, fmt.Errorf("%s %v: %w", c.sock.Network, c.sock.Addr, err)
 		}
 		kept = append(kept, c)
 		fds, infos = append(fds, fd), append(infos, info)

@@ -30,7 +30,7 @@ func (h *Handoff) tempPath() string { return h.cfg.Path + ".new" }
 
 func (h *Handoff) start(ctx context.Context) error {
 	if limit := len(unix.RawSockaddrUnix{}.Path); len(h.tempPath()) >= limit {
-		return fmt.Errorf("handoff: Config.Path %q is too long: a unix socket path must stay under %d bytes, including the 4 of %q",
+		return fmt.Errorf("Config.Path %q is too long: a unix socket path must stay under %d bytes, including the 4 of %q",
 			h.cfg.Path, limit, ".new")
 	}
 	h.activate()
@@ -55,7 +55,7 @@ func (h *Handoff) start(ctx context.Context) error {
 func acquireLock(ctx context.Context, path string, timeout time.Duration, logf func(string, ...any)) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("handoff: %w", err)
+		return nil, err
 	}
 	wait, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -67,7 +67,7 @@ func acquireLock(ctx context.Context, path string, timeout time.Duration, logf f
 		}
 		if err != unix.EWOULDBLOCK {
 			f.Close()
-			return nil, fmt.Errorf("handoff: %w", &os.PathError{Op: "flock", Path: path, Err: err})
+			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
 		}
 		if !logged {
 			logf("waiting for the process that holds %s, another successor", path)
@@ -77,9 +77,9 @@ func acquireLock(ctx context.Context, path string, timeout time.Duration, logf f
 		case <-wait.Done():
 			f.Close()
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("handoff: waiting for %s: %w", path, err)
+				return nil, fmt.Errorf("waiting for %s: %w", path, err)
 			}
-			return nil, fmt.Errorf("handoff: another process has held %s for %v: %w", path, timeout, os.ErrDeadlineExceeded)
+			return nil, fmt.Errorf("another process has held %s for %v: %w", path, timeout, os.ErrDeadlineExceeded)
 		case <-time.After(delay):
 			delay = min(2*delay, 50*time.Millisecond)
 		}
@@ -109,7 +109,7 @@ func (h *Handoff) inherit(ctx context.Context) error {
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		return fmt.Errorf("handoff: %w", ctx.Err())
+		return ctx.Err()
 	case errors.Is(err, unix.ENOENT):
 		h.logf("no predecessor: %s does not exist", path)
 		return nil
@@ -118,25 +118,25 @@ func (h *Handoff) inherit(ctx context.Context) error {
 		// but a socket is not ours to replace.
 		fi, err := os.Lstat(path)
 		if err != nil {
-			return fmt.Errorf("handoff: %w", err)
+			return err
 		}
 		if fi.Mode().Type() != fs.ModeSocket {
-			return fmt.Errorf("handoff: %s is not a unix socket but %v; refusing to replace it", path, fi.Mode().Type())
+			return fmt.Errorf("%s is not a unix socket but %v; refusing to replace it", path, fi.Mode().Type())
 		}
 		h.logf("no predecessor: nothing answers on %s, left by a process that has exited", path)
 		return nil
 	default:
-		return fmt.Errorf("handoff: %w", err)
+		return err
 	}
 	uc := c.(*net.UnixConn)
 	if err := checkPeer(uc); err != nil {
 		uc.Close()
-		return fmt.Errorf("handoff: the process on %s: %w", path, err)
+		return fmt.Errorf("the process on %s: %w", path, err)
 	}
 	w, err := newWire(uc)
 	if err != nil {
 		uc.Close()
-		return fmt.Errorf("handoff: %w", err)
+		return err
 	}
 	uc.SetDeadline(time.Now().Add(h.cfg.Timeout))
 	stop := context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
@@ -145,7 +145,7 @@ func (h *Handoff) inherit(ctx context.Context) error {
 	if ctx.Err() != nil {
 		closeAll(cands)
 		uc.Close()
-		return fmt.Errorf("handoff: %w", ctx.Err())
+		return ctx.Err()
 	}
 	if err != nil {
 		uc.Close()
@@ -219,7 +219,7 @@ func receive(w *wire, lo, hi uint16) (offer, []*candidate, error) {
 	for i, fd := range fds {
 		got, err := describeSocket(fd)
 		if err == nil && got != infos[i] {
-			err = fmt.Errorf("handoff: the predecessor declared %v but sent %v", infos[i], got)
+			err = fmt.Errorf("the predecessor declared %v but sent %v", infos[i], got)
 		}
 		if err != nil {
 			closeFDs(fds[i:])
@@ -276,11 +276,11 @@ func (h *Handoff) ready() error {
 // umask, and renames it over path.
 func listenUnix(path, temp string) (*net.UnixListener, os.FileInfo, error) {
 	if err := os.Remove(temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("handoff: %w", err)
+		return nil, nil, err
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: temp, Net: "unix"})
 	if err != nil {
-		return nil, nil, fmt.Errorf("handoff: %w", err)
+		return nil, nil, err
 	}
 	// The file will be the successor's one day: never remove it on Close.
 	ln.SetUnlinkOnClose(false)
@@ -294,7 +294,7 @@ func listenUnix(path, temp string) (*net.UnixListener, os.FileInfo, error) {
 	if err != nil {
 		ln.Close()
 		os.Remove(temp)
-		return nil, nil, fmt.Errorf("handoff: %w", err)
+		return nil, nil, err
 	}
 	return ln, fi, nil
 }

@@ -30,12 +30,12 @@ func describeSocket(fd int) (sockInfo, error) {
 			return sockInfo{}, os.NewSyscallError("getsockopt SO_ACCEPTCONN", err)
 		}
 		if listening == 0 {
-			return sockInfo{}, errors.New("handoff: a stream socket that is not listening")
+			return sockInfo{}, errors.New("a stream socket that is not listening")
 		}
 	case unix.SOCK_DGRAM:
 		proto = "udp"
 	default:
-		return sockInfo{}, fmt.Errorf("handoff: a socket of type %d, neither stream nor datagram", typ)
+		return sockInfo{}, fmt.Errorf("a socket of type %d, neither stream nor datagram", typ)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
@@ -60,10 +60,10 @@ func describeSocket(fd int) (sockInfo, error) {
 		}
 		s = sockInfo{network, netip.AddrPortFrom(ip, uint16(sa.Port))}
 	default:
-		return sockInfo{}, fmt.Errorf("handoff: a %s socket that is not IPv4 or IPv6", proto)
+		return sockInfo{}, fmt.Errorf("a %s socket that is not IPv4 or IPv6", proto)
 	}
 	if s.addr.Port() == 0 {
-		return sockInfo{}, fmt.Errorf("handoff: a %s socket bound to no port", proto)
+		return sockInfo{}, fmt.Errorf("a %s socket bound to no port", proto)
 	}
 	return s, nil
 }
@@ -112,7 +112,7 @@ func checkPeer(c syscall.Conn) error {
 		return uerr
 	}
 	if me := os.Geteuid(); uid != me {
-		return fmt.Errorf("handoff: the peer runs as uid %d, not %d: %w", uid, me, os.ErrPermission)
+		return fmt.Errorf("the peer runs as uid %d, not %d: %w", uid, me, os.ErrPermission)
 	}
 	return nil
 }
