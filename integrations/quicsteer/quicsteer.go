@@ -2,6 +2,7 @@ package quicsteer
 
 import (
 	"context"
+	"errors"
 	"net"
 
 	"github.com/quic-go/quic-go"
@@ -15,12 +16,36 @@ import (
 // goroutine that answers the group's probes arriving on conn; the
 // goroutine ends when the transport is closed.
 //
-// The caller may set the transport's other fields before first using it;
-// Conn and ConnectionIDGenerator must stay as they are.
+// The transport is in use from the start (the goroutine reads from it), so
+// its other fields must not be set afterwards: for a transport with a
+// Tracer, a StatelessResetKey or other settings, fill it in and call
+// [Attach] instead.
 func NewTransport(m *steer.Member, conn *net.UDPConn) *quic.Transport {
-	tr := &quic.Transport{Conn: conn, ConnectionIDGenerator: generator{m}}
-	go answerProbes(tr, m)
+	tr := &quic.Transport{Conn: conn}
+	if err := Attach(tr, m); err != nil {
+		panic(err) // unreachable: tr is new
+	}
 	return tr
+}
+
+// Attach makes tr, not yet used, the transport of member m: it sets its
+// ConnectionIDGenerator so that the server-chosen connection IDs carry m's
+// id, and starts the goroutine that answers the group's probes on it until
+// the transport is closed. tr.Conn must be the socket m was joined with,
+// and every other field must be set before Attach, which uses tr.
+//
+// Attach reports an error, and changes nothing, if tr has no Conn or
+// already has a ConnectionIDGenerator.
+func Attach(tr *quic.Transport, m *steer.Member) error {
+	switch {
+	case tr.Conn == nil:
+		return errors.New("quicsteer: the transport has no Conn")
+	case tr.ConnectionIDGenerator != nil:
+		return errors.New("quicsteer: the transport already has a ConnectionIDGenerator")
+	}
+	tr.ConnectionIDGenerator = generator{m}
+	go answerProbes(tr, m)
+	return nil
 }
 
 // answerProbes reads the packets quic-go does not take as QUIC (those whose

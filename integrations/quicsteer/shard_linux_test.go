@@ -35,13 +35,12 @@ type shard struct {
 func serveShard(t testing.TB, index int, conn *net.UDPConn, m *steer.Member, tlsConf *tls.Config) *shard {
 	t.Helper()
 	s := &shard{index: index}
-	var tr *quic.Transport
+	tr := &quic.Transport{Conn: conn, Tracer: dropCounter{&s.unknown}}
 	if m != nil {
-		tr = quicsteer.NewTransport(m, conn)
-	} else {
-		tr = &quic.Transport{Conn: conn}
+		if err := quicsteer.Attach(tr, m); err != nil {
+			t.Fatal(err)
+		}
 	}
-	tr.Tracer = dropCounter{&s.unknown}
 	ln, err := tr.Listen(tlsConf, &quic.Config{})
 	if err != nil {
 		t.Fatal(err)
