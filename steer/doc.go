@@ -83,6 +83,17 @@
 // for the moved socket that arrive in the microseconds between Leave and
 // the close reach the closing socket and are lost once.
 //
+// Processes do not coordinate beyond the probes, so two changes made by
+// different processes (a join, a drain, a leave) less than one
+// [Config.ReconcileInterval] apart can race: a process whose periodic
+// reconcile began before the second change and has not yet seen the first
+// may attach, for the milliseconds until its verifying probe, a table
+// from before the second change, and some packets of the sockets that
+// change moved go astray. QUIC resends them. Changes more than one and a
+// quarter intervals apart do not race this way: a periodic reconcile comes
+// every 0.75 to 1.25 intervals, so every process has seen the first change
+// by the time of the second.
+//
 // The program holds at most [MaxMembers] members (the kernel runs at most
 // 4096 instructions). Every process of a group must use the same
 // [Config.CIDLen].

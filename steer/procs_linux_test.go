@@ -265,9 +265,16 @@ func TestMembersInOtherProcesses(t *testing.T) {
 			name, every = "control without reconcile", -1
 		}
 		t.Run(name, func(t *testing.T) {
+			// Changes in different processes come at least two reconcile
+			// intervals apart, as the package's Limits ask: each process's
+			// periodic reconcile has then seen one change before the next
+			// one, so it never puts back a table from before it.
+			settle := func() { time.Sleep(2 * interval) }
 			a := startMember(t, exe, "", every)
 			addr := fmt.Sprintf("127.0.0.1:%d", a.port)
+			settle()
 			b := startMember(t, exe, addr, every)
+			settle()
 			c := startMember(t, exe, addr, every)
 			cl := newClients(t, a.port, 60)
 
@@ -277,6 +284,7 @@ func TestMembersInOtherProcesses(t *testing.T) {
 			}
 			requireMembers(t, cl.firstFlights(), a.id, b.id, c.id)
 
+			settle()
 			b.do(t, "drain")
 			got := cl.firstFlights()
 			if got[b.id] != 0 {
@@ -286,6 +294,7 @@ func TestMembersInOtherProcesses(t *testing.T) {
 			if bad, of := cl.misrouted(a.id, b.id, c.id); bad != 0 {
 				t.Errorf("with b draining, %d of %d packets reached another member", bad, of)
 			}
+			settle()
 			b.do(t, "leave")
 			if bad, of := cl.misrouted(a.id, c.id); bad != 0 {
 				t.Errorf("after b left, %d of %d packets reached another member", bad, of)
@@ -293,6 +302,7 @@ func TestMembersInOtherProcesses(t *testing.T) {
 
 			// A crash: the kernel moves c, the last socket, into a's slot;
 			// the program still steers c's connections to the slot c had.
+			settle()
 			d := startMember(t, exe, addr, every)
 			if bad, of := cl.misrouted(c.id, d.id); bad != 0 {
 				t.Fatalf("after d joined, %d of %d packets reached another member", bad, of)
