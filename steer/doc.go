@@ -83,16 +83,20 @@
 // for the moved socket that arrive in the microseconds between Leave and
 // the close reach the closing socket and are lost once.
 //
-// Processes do not coordinate beyond the probes, so two changes made by
-// different processes (a join, a drain, a leave) less than one
-// [Config.ReconcileInterval] apart can race: a process whose periodic
-// reconcile began before the second change and has not yet seen the first
-// may attach, for the milliseconds until its verifying probe, a table
-// from before the second change, and some packets of the sockets that
-// change moved go astray. QUIC resends them. Changes more than one and a
-// quarter intervals apart do not race this way: a periodic reconcile comes
-// every 0.75 to 1.25 intervals, so every process has seen the first change
-// by the time of the second.
+// Processes do not coordinate beyond the probes, and attaching a program
+// cannot be made conditional on the one in place, so two changes made by
+// different processes (a join, a drain, a leave) close together can race.
+// A periodic reconcile that finds the group changed first asks the program
+// whether it was built from what it found (a check probe carrying the
+// table's digest) and then probes once more, so it leaves alone what the
+// process that made a change attached; only a change that lands between
+// its last probe and its attach, while the program in place is wrong
+// anyway (after a crash), can have it put back, for the milliseconds until
+// its verifying probe, a table from before that change. Some packets of
+// the sockets the change moved then go astray, and QUIC resends them.
+// Changes more than one and a quarter intervals apart never race: a
+// periodic reconcile comes every 0.75 to 1.25 intervals, so every process
+// has seen the first change by the time of the second.
 //
 // The program holds at most [MaxMembers] members (the kernel runs at most
 // 4096 instructions). Every process of a group must use the same

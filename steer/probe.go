@@ -307,3 +307,60 @@ func (p *prober) scoutAnswered(dst *net.UDPAddr, deadline time.Time, buf []byte)
 		}
 	}
 }
+
+// Checks: before a periodic reconcile attaches the table it found, it asks
+// whether the group's program was already built from that table, which is
+// the case when the process that changed the group attached it. A check is
+// a probe for slot 0 that carries the table's digest; the program steers it
+// to slot 0 if its own table has that digest and to slot 1 if not, so the
+// id of the member that answers tells. Without it every process would
+// attach again, at its next reconcile, each change another made, and one
+// whose probe had come just before a later change would put back, for the
+// milliseconds until its verifying probe, a table from before it.
+const (
+	checkRounds = 4
+	checkWait   = 10 * time.Millisecond // doubled each round
+)
+
+// installed reports whether the group's program was built from t. It
+// reports false when it cannot tell: slots 0 and 1 must hold two members
+// that answer probes.
+func (g *Group) installed(t Table) bool {
+	if len(t) < 2 || t[0].State == Silent || t[1].State == Silent || t[0].ID == t[1].ID {
+		return false
+	}
+	network, dst := probeTarget(g.addr)
+	var local *net.UDPAddr
+	if dst.IP.IsLoopback() {
+		local = &net.UDPAddr{IP: dst.IP}
+	}
+	c, err := net.ListenUDP(network, local)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	nonce := randomNonce()
+	check := probeMsg{kind: kindProbe, slot: 0, nonce: nonce, digest: t.digest(g.cidLen)}.marshal()
+	buf := make([]byte, controlLen+1)
+	wait := checkWait
+	for range checkRounds {
+		if _, err := c.WriteToUDP(check, dst); err != nil {
+			return false
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		for {
+			n, from, err := c.ReadFromUDP(buf)
+			if err != nil {
+				break // the deadline: send again
+			}
+			r, err := parseControl(buf[:n])
+			if err != nil || r.kind != kindReply || r.nonce != nonce || r.slot != 0 ||
+				from.Port != dst.Port || !from.IP.Equal(dst.IP) {
+				continue
+			}
+			return r.id == t[0].ID
+		}
+		wait *= 2
+	}
+	return false
+}

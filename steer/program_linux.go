@@ -41,6 +41,13 @@ func program(t Table, cidLen int) ([]unix.SockFilter, error) {
 	a.jump(unix.BPF_JGE, controlLen, "", "notControl")
 	a.op(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, 0)
 	a.jump(unix.BPF_JEQ, magicWord, "", "notControl")
+	// A check (a probe with a digest) asks whether this program was built
+	// from the table with that digest: slot 0 if so, slot 1 if not.
+	a.op(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offDigest)
+	a.jump(unix.BPF_JEQ, 0, "toSlot", "")
+	a.jump(unix.BPF_JEQ, t.digest(cidLen), "toSlot", "")
+	a.op(unix.BPF_RET|unix.BPF_K, 1)
+	a.label("toSlot")
 	a.op(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offSlot)
 	a.op(unix.BPF_RET|unix.BPF_A, 0)
 

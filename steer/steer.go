@@ -228,11 +228,12 @@ func (g *Group) startReconcilerLocked() {
 // assumed.
 //
 // Unless force is set, it attaches nothing when the first probe finds the
-// table of the last reconcile: then a process whose probe was overtaken by
-// a change (a member joining) does not put back, even for the few
-// milliseconds until its verifying probe, a program that misses it. Every
-// attach is verified by the process that makes it, so a program goes stale
-// only when the group changes.
+// table of the last reconcile, or a table the group's program was already
+// built from (see installed), and it probes twice before attaching: then a
+// process whose probe was overtaken by a change (a member joining) rarely
+// puts back, even for the few milliseconds until its verifying probe, a
+// program that misses it. Every attach is verified by the process that
+// makes it, so a program goes stale only when the group changes.
 //
 // The first probe is untrustworthy while the group has no program of this
 // package (probes then go by the kernel's hash); when the probers disagree
@@ -243,7 +244,7 @@ func (g *Group) reconcileLocked(force bool) error {
 		return nil
 	}
 	var attached Table
-	bootstrapped := false
+	bootstrapped, rechecked := false, false
 	for range reconcileAttempts {
 		t, steered, err := g.probe()
 		if err != nil {
@@ -265,6 +266,21 @@ func (g *Group) reconcileLocked(force bool) error {
 		if attached != nil && t.equal(attached) || !force && attached == nil && !bootstrapped && t.equal(g.table) {
 			g.setTable(t)
 			return nil
+		}
+		if !force && attached == nil && !bootstrapped {
+			// The group changed since this process last looked. The
+			// process that changed it has usually attached the program
+			// for it already; if not, the probe may have come just
+			// before a change still under way, so probe once more
+			// before attaching.
+			if g.installed(t) {
+				g.setTable(t)
+				return nil
+			}
+			if !rechecked {
+				rechecked = true
+				continue
+			}
 		}
 		if err := g.attach(t); err != nil {
 			return err

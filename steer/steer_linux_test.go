@@ -495,3 +495,37 @@ func TestSilentSocketLast(t *testing.T) {
 		t.Errorf("after socket 0 left, %d of %d packets of socket 1's connections reached another socket; want 0", moved, of)
 	}
 }
+
+// TestCheckTellsWhichTableIsInstalled checks the check probe that lets a
+// periodic reconcile leave alone a program another process already
+// attached: two Groups stand for two processes sharing the port, and each
+// change one makes must show, to the other, as installed for the new table
+// and not for the one before.
+func TestCheckTellsWhichTableIsInstalled(t *testing.T) {
+	s := newServer(t, 2, true)
+	before := s.g.Table()
+	if !steer.Installed(s.g, before) {
+		t.Fatalf("the table the group attached, %v, is not reported installed", before)
+	}
+	other := steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: t.Logf})
+	t.Cleanup(func() { other.Close() })
+	s.joinGroup(2, other) // the other process joins: it attaches a table of 3
+	joined := other.Table()
+	if len(joined) != 3 {
+		t.Fatalf("after the join the other group sees %v, want 3 slots", joined)
+	}
+	if steer.Installed(s.g, before) {
+		t.Errorf("after another process's join, the table from before it (%v) is still reported installed", before)
+	}
+	if !steer.Installed(s.g, joined) {
+		t.Errorf("the table the other process attached, %v, is not reported installed", joined)
+	}
+	s.drain(0) // this process drains a member: it attaches again
+	drained := s.g.Table()
+	if steer.Installed(other, joined) {
+		t.Errorf("after the drain, the table from before it (%v) is still reported installed", joined)
+	}
+	if !steer.Installed(other, drained) {
+		t.Errorf("the table the drain attached, %v, is not reported installed", drained)
+	}
+}

@@ -1,7 +1,9 @@
 package steer
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"strings"
 )
 
@@ -102,4 +104,25 @@ func (t Table) afterClose(i int) Table {
 	last := len(u) - 1
 	u[i] = u[last]
 	return u[:last]
+}
+
+// digest returns a non-zero 32-bit digest of what the program built from t
+// for connection IDs of cidLen bytes depends on: the ids, their slots and
+// states. A check probe carries it, and the program compares it with its
+// own (see Group.installed).
+func (t Table) digest(cidLen int) uint32 {
+	h := fnv.New32a()
+	var b [6]byte
+	binary.BigEndian.PutUint32(b[:], uint32(len(t)))
+	b[4] = byte(cidLen)
+	h.Write(b[:5])
+	for _, s := range t {
+		binary.BigEndian.PutUint32(b[:], s.ID)
+		b[4] = byte(s.State)
+		h.Write(b[:5])
+	}
+	if d := h.Sum32(); d != 0 {
+		return d
+	}
+	return 1
 }

@@ -42,19 +42,23 @@ const (
 //	4..7   the slot the probe asks for, big endian
 //	8..15  the prober's nonce
 //	16     kind: probe or reply
-//	17..20 reply: the member's id, big endian
+//	17..20 reply: the member's id, big endian;
+//	       probe: 0, or the digest of a table (see Table.digest), which
+//	       makes it a check: the program steers it to slot 0 if it was
+//	       built from that table and to slot 1 if not
 //	21     reply: the member's state
 //	22     reply: the member's CIDLen
 //	23     zero
 //
-// A probe carries zeros after its kind. Probe and reply are the same size,
-// so an answer never amplifies a forged probe.
+// A probe carries zeros after its digest. Probe and reply are the same
+// size, so an answer never amplifies a forged probe.
 const (
 	controlLen = 24
 	offSlot    = 4
 	offNonce   = 8
 	offKind    = 16
 	offID      = 17
+	offDigest  = 17 // in a probe, where a reply has the id
 	offState   = 21
 	offCIDLen  = 22
 
@@ -80,6 +84,7 @@ type probeMsg struct {
 	id     uint32
 	state  State
 	cidLen int
+	digest uint32 // probe: 0, or the table a check asks about
 }
 
 func (p probeMsg) marshal() []byte {
@@ -88,6 +93,9 @@ func (p probeMsg) marshal() []byte {
 	binary.BigEndian.PutUint32(b[offSlot:], p.slot)
 	binary.BigEndian.PutUint64(b[offNonce:], p.nonce)
 	b[offKind] = p.kind
+	if p.kind == kindProbe {
+		binary.BigEndian.PutUint32(b[offDigest:], p.digest)
+	}
 	if p.kind == kindReply {
 		binary.BigEndian.PutUint32(b[offID:], p.id)
 		b[offState] = byte(p.state)
@@ -109,7 +117,8 @@ func parseControl(b []byte) (probeMsg, error) {
 	}
 	switch p.kind {
 	case kindProbe:
-		for _, c := range b[offKind+1:] {
+		p.digest = binary.BigEndian.Uint32(b[offDigest:])
+		for _, c := range b[offDigest+4:] {
 			if c != 0 {
 				return probeMsg{}, fmt.Errorf("steer: probe with a non-zero tail")
 			}

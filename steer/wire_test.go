@@ -10,6 +10,7 @@ import (
 func TestControlRoundTrip(t *testing.T) {
 	for _, p := range []probeMsg{
 		{kind: kindProbe, slot: 7, nonce: 0x0102030405060708},
+		{kind: kindProbe, slot: 0, nonce: 11, digest: 0x89abcdef}, // a check
 		{kind: kindReply, slot: 3, nonce: 42, id: 0xdeadbeef, state: Draining, cidLen: 20},
 	} {
 		b := p.marshal()
@@ -45,6 +46,7 @@ func TestMalformedControl(t *testing.T) {
 		{"wrong magic", with(probe, 1, 'X')},
 		{"unknown kind", with(probe, offKind, 9)},
 		{"probe with a tail", with(probe, controlLen-1, 1)},
+		{"probe with a tail after its digest", with(probe, offDigest+4, 1)},
 		{"reply with id 0", with(with(with(with(reply, offID, 0), offID+1, 0), offID+2, 0), offID+3, 0)},
 		{"reply with all-ones id", with(with(with(with(reply, offID, 0xff), offID+1, 0xff), offID+2, 0xff), offID+3, 0xff)},
 		{"reply with a bad state", with(reply, offState, 7)},
@@ -206,3 +208,34 @@ func TestUnsupported(t *testing.T) {
 		t.Errorf("Table = %v; want empty", tab)
 	}
 }
+
+// TestDigest checks that a table's digest changes with whatever the program
+// built from it depends on, and is never 0 (which marks a plain probe).
+func TestDigest(t *testing.T) {
+	base := Table{{ID: 1, State: Accepting}, {ID: 2, State: Accepting}, {ID: 3, State: Draining}}
+	seen := map[uint32]string{}
+	for name, d := range map[string]uint32{
+		"base":          base.digest(12),
+		"other CIDLen":  base.digest(16),
+		"swapped slots": Table{base[1], base[0], base[2]}.digest(12),
+		"a drain":       Table{base[0], {ID: 2, State: Draining}, base[2]}.digest(12),
+		"one fewer":     base[:2].digest(12),
+		"another id":    Table{base[0], base[1], {ID: 4, State: Draining}}.digest(12),
+		"empty":         Table(nil).digest(12),
+	} {
+		if d == 0 {
+			t.Errorf("%s: digest 0", name)
+		}
+		if other, dup := seen[d]; dup {
+			t.Errorf("%s and %s have the same digest %08x", name, other, d)
+		}
+		seen[d] = name
+	}
+	mine := slicesClone(base)
+	mine[0].Mine = true
+	if mine.digest(12) != base.digest(12) {
+		t.Error("the digest depends on which members are this process's, which the program does not")
+	}
+}
+
+func slicesClone(t Table) Table { return append(Table(nil), t...) }
