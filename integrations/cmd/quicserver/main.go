@@ -44,6 +44,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -98,7 +99,7 @@ type server struct {
 	group  *steer.Group  // nil without -steer
 	member *steer.Member // nil without -steer
 	tr     *quic.Transport
-	ln     *quic.EarlyListener
+	ln     *acceptClock
 	h3     *http3.Server
 	served chan error
 	logger *log.Logger
@@ -123,11 +124,12 @@ func newServer(addr string, pid int, tlsConf *tls.Config, logger *log.Logger) (*
 	} else {
 		s.tr = &quic.Transport{Conn: s.conn}
 	}
-	s.ln, err = s.tr.ListenEarly(http3.ConfigureTLSConfig(tlsConf), &quic.Config{})
+	ln, err := s.tr.ListenEarly(http3.ConfigureTLSConfig(tlsConf), &quic.Config{})
 	if err != nil {
 		s.close()
 		return nil, err
 	}
+	s.ln = &acceptClock{EarlyListener: ln}
 	s.h3 = &http3.Server{Handler: handler(pid)}
 	go func() { s.served <- s.h3.ServeListener(s.ln) }()
 	how := "steered by connection ID"
@@ -159,9 +161,15 @@ func (s *server) serveUntil(ctx context.Context, done <-chan struct{}, timeout t
 // the group and closes.
 func (s *server) stop(timeout time.Duration) error {
 	if s.member != nil {
+		drained := time.Now()
 		if err := s.member.Drain(); err != nil {
 			s.logger.Printf("steer: drain: %v", err) // new connections may still arrive, and fail
 		}
+		// Connections whose first packets reached the socket before the
+		// drain are still being set up; closing the listener now would
+		// refuse them (quic-go answers CONNECTION_REFUSED). No new ones
+		// come, so wait until the listener has been quiet for a while.
+		s.ln.waitQuiet(drained, handshakeQuiet, handshakeGrace)
 	}
 	s.ln.Close() // no new connection; those accepted go on
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -211,4 +219,44 @@ func loadTLS() (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+}
+
+// How long a draining copy keeps its listener open for the connections
+// that reached it just before the drain: until none has been accepted for
+// handshakeQuiet, and at most handshakeGrace.
+const (
+	handshakeQuiet = 250 * time.Millisecond
+	handshakeGrace = 2 * time.Second
+)
+
+// acceptClock is the HTTP/3 server's listener; it notes when Accept last
+// returned a connection.
+type acceptClock struct {
+	*quic.EarlyListener
+	last atomic.Int64 // Unix nanoseconds
+}
+
+func (l *acceptClock) Accept(ctx context.Context) (*quic.Conn, error) {
+	c, err := l.EarlyListener.Accept(ctx)
+	if err == nil {
+		l.last.Store(time.Now().UnixNano())
+	}
+	return c, err
+}
+
+// waitQuiet returns once no connection has been accepted for quiet since
+// from (or since the last accept after it), or when limit has passed.
+func (l *acceptClock) waitQuiet(from time.Time, quiet, limit time.Duration) {
+	end := from.Add(limit)
+	for {
+		since := from
+		if last := time.Unix(0, l.last.Load()); last.After(since) {
+			since = last
+		}
+		wake := since.Add(quiet)
+		if !wake.After(time.Now()) || !end.After(time.Now()) {
+			return
+		}
+		time.Sleep(min(time.Until(wake), time.Until(end)))
+	}
 }
