@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/emu"
 	"github.com/b93f8b21/reuseport/steer"
 )
 
@@ -46,7 +45,7 @@ type arrival struct{ sock, client int }
 func newServer(t *testing.T, n int, steered bool) *server {
 	t.Helper()
 	if steered {
-		requireSteering(t)
+		steer.RequireSteering(t)
 	}
 	s := &server{t: t, socks: map[int]*sock{}, arrivals: make(chan arrival, 4*flows)}
 	if steered {
@@ -65,27 +64,6 @@ func newServer(t *testing.T, n int, steered bool) *server {
 		s.join(i)
 	}
 	return s
-}
-
-// requireSteering skips a test under user-mode emulation (qemu-user, as CI
-// runs other CPUs) when the emulator does not pass SO_ATTACH_REUSEPORT_CBPF
-// on; anywhere else the test runs and fails if the kernel refuses.
-func requireSteering(t *testing.T) {
-	t.Helper()
-	arch, emulated := emu.Detect()
-	if !emulated {
-		return
-	}
-	pc, err := reuseport.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	g := steer.NewGroup(steer.Config{ReconcileInterval: -1})
-	if _, err := g.Join(pc.(*net.UDPConn)); errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("emulated on %s: %v", arch, err)
-	}
-	g.Close()
 }
 
 // bind binds one more socket to the group's port (a new one for the first).

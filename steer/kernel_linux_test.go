@@ -12,10 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// requireSteering skips a test under user-mode emulation (qemu-user, as CI
+// RequireSteering skips a test under user-mode emulation (qemu-user, as CI
 // runs other CPUs) when the emulator does not pass SO_ATTACH_REUSEPORT_CBPF
-// on; anywhere else the test runs and fails if the kernel refuses.
-func requireSteering(t *testing.T) {
+// on; anywhere else the test runs and fails if the kernel refuses. It is
+// exported for the tests of package steer_test too.
+func RequireSteering(t *testing.T) {
 	t.Helper()
 	arch, emulated := emu.Detect()
 	if !emulated {
@@ -79,7 +80,7 @@ func landings(t *testing.T, cs []*net.UDPConn, flows int, payload []byte) []int 
 // for an index past the end, and picks index 0 when it loads past the end
 // of the packet, which is why the program checks lengths first.
 func TestKernelFacts(t *testing.T) {
-	requireSteering(t)
+	RequireSteering(t)
 	const flows = 60
 	ld := func(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
 	retA := ld(unix.BPF_RET|unix.BPF_A, 0)
@@ -127,7 +128,7 @@ func TestKernelFacts(t *testing.T) {
 // TestProgramLimits checks that the largest table fits in a program the
 // kernel takes, and that a larger one is refused with an error.
 func TestProgramLimits(t *testing.T) {
-	requireSteering(t)
+	RequireSteering(t)
 	big := make(Table, MaxMembers)
 	for i := range big {
 		big[i] = Slot{ID: uint32(i + 1), State: Accepting}

@@ -256,7 +256,7 @@ func TestMembersInOtherProcesses(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.SkipOrFail(t, testenv.RequireNetns, "needs root to run member processes as uid %d (running as uid %d)", nobody, os.Geteuid())
 	}
-	requireSteering(t)
+	steer.RequireSteering(t)
 	exe := testenv.ShareTestBinary(t)
 	const interval = 300 * time.Millisecond
 	for _, reconcile := range []bool{true, false} {

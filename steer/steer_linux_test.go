@@ -264,7 +264,7 @@ func TestAddresses(t *testing.T) {
 		{"udp", ":0"},
 	} {
 		t.Run(tc.network+" "+tc.addr, func(t *testing.T) {
-			requireSteering(t)
+			steer.RequireSteering(t)
 			g := steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: t.Logf})
 			addr := tc.addr
 			for i := range 2 {
