@@ -50,6 +50,11 @@ func (l *Listener) newConn(nc net.Conn) *conn {
 		if s.cfg.Sniff > 0 {
 			c.sniffing.Store(true)
 		}
+		// New is its state until the library reports one, a moment after
+		// Accept returns; if that is quiet, its grace counts from now, not
+		// from the zero time, should a drain begin in that moment.
+		c.idleAt = time.Now()
+		c.watchIdle.Store(s.quietState(New))
 		s.track(c)
 	}
 	return c

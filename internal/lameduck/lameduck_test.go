@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -50,5 +51,32 @@ func TestNewServerRejectsBadSniff(t *testing.T) {
 			}()
 			NewServer(cfg)
 		}()
+	}
+}
+
+// TestAcceptedNotYetReportedGetsItsGrace: a connection the listener has
+// returned but the library has not reported yet (net/http calls its
+// ConnState hook a moment after Accept returns) is quiet with QuietNew,
+// and its grace counts from when it was accepted: a drain that begins in
+// that moment must not close it before the client has had time to send
+// its request.
+func TestAcceptedNotYetReportedGetsItsGrace(t *testing.T) {
+	s := NewServer(Config{Sniff: 1, QuietNew: true})
+	client, sc := tcpPair(t, func(ln net.Listener) net.Listener { return s.Listen(ln) })
+	const grace = time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.Drain(ctx, grace); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Drain with a connection just accepted returned %v, want it to wait", err)
+	}
+	client.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := client.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("client read %d, %v; want the connection open for its grace of %v", n, err, grace)
+	}
+	// The library reports it now and it stays quiet: still within grace.
+	s.SetState(sc, New)
+	client.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := client.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("after New was reported, client read %d, %v; want the connection open", n, err)
 	}
 }
