@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -103,42 +104,23 @@ func (fx *receiveFixture) run(t *testing.T, data []byte, nfds uint8, split uint1
 	data = bytes.ReplaceAll(data, []byte(fuzzAddr), []byte(fx.addr))
 	before := testenv.MustOpenFDs(t)
 
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.CloseOnExec(pair[0])
-	unix.CloseOnExec(pair[1])
+	c, peer := fuzzPair(t, "successor")
+	defer c.Close()
 	k := int(split) % (len(data) + 1)
 	if k > 0 {
-		if _, err := unix.Write(pair[1], data[:k]); err != nil {
+		if _, err := unix.Write(peer, data[:k]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if rest := data[k:]; len(rest) > 0 {
-		var rights []byte
-		if n := int(nfds % 4); n > 0 {
-			fds := make([]int, n)
-			for i := range fds {
-				fds[i] = fx.udp
-			}
-			rights = unix.UnixRights(fds...)
-		}
-		if err := unix.Sendmsg(pair[1], rest, rights, nil, 0); err != nil {
+		if err := unix.Sendmsg(peer, rest, rightsOf(fx.udp, int(nfds%4)), nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	unix.Close(pair[1])
+	unix.Close(peer)
 
-	f := os.NewFile(uintptr(pair[0]), "successor")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	w, err := newWire(c.(*net.UnixConn))
+	w, err := newWire(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,36 +170,17 @@ func FuzzPredecessor(f *testing.F) {
 			return
 		}
 		before := testenv.MustOpenFDs(t)
-		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.CloseOnExec(pair[0])
-		unix.CloseOnExec(pair[1])
-		var rights []byte
-		if n := int(nfds % 4); n > 0 && len(data) > 0 {
-			fds := make([]int, n)
-			for i := range fds {
-				fds[i] = pair[1]
-			}
-			rights = unix.UnixRights(fds...)
-		}
+		c, peer := fuzzPair(t, "predecessor")
 		if len(data) > 0 {
-			if err := unix.Sendmsg(pair[1], data, rights, nil, 0); err != nil {
+			if err := unix.Sendmsg(peer, data, rightsOf(peer, int(nfds%4)), nil, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// The predecessor reads EOF after data, and may still write.
-		unix.Shutdown(pair[1], unix.SHUT_WR)
+		unix.Shutdown(peer, unix.SHUT_WR)
 
-		f := os.NewFile(uintptr(pair[0]), "predecessor")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		took := h.handOver(c.(*net.UnixConn))
-		unix.Close(pair[1])
+		took := h.handOver(c)
+		unix.Close(peer)
 		if took && !bytes.HasPrefix(data, hl[:3+len(protocolMagic)]) {
 			t.Fatalf("a takeover after %q", data)
 		}
@@ -228,4 +191,34 @@ func FuzzPredecessor(f *testing.F) {
 			t.Fatalf("%d descriptors open after the exchange, %d before", after, before)
 		}
 	})
+}
+
+// fuzzPair returns the two ends of a new stream socketpair: one as the
+// *net.UnixConn that handoff reads, named name, and the peer's as a raw
+// descriptor through which a fuzz target sends its input, which the
+// caller closes.
+func fuzzPair(t *testing.T, name string) (*net.UnixConn, int) {
+	t.Helper()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.CloseOnExec(pair[0])
+	unix.CloseOnExec(pair[1])
+	f := os.NewFile(uintptr(pair[0]), name)
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		unix.Close(pair[1])
+		t.Fatal(err)
+	}
+	return c.(*net.UnixConn), pair[1]
+}
+
+// rightsOf is an SCM_RIGHTS message of n copies of fd, or nil if n is 0.
+func rightsOf(fd, n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	return unix.UnixRights(slices.Repeat([]int{fd}, n)...)
 }
