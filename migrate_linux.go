@@ -1,31 +1,16 @@
 package reuseport
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
+	"bytes"
 	"os"
-	"strings"
 )
 
 // migrateReqPath is read, not cached: the value may change at run time and
-// belongs to the network namespace of the caller.
+// belongs to the network namespace of the caller. Before Linux 5.14 it is
+// missing, which means no migration.
 const migrateReqPath = "/proc/sys/net/ipv4/tcp_migrate_req"
 
-func migratesRequests() (bool, error) {
+func migratesRequests() bool {
 	b, err := os.ReadFile(migrateReqPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("reuseport: %s is missing (Linux 5.14 or later has it): %w", migrateReqPath, errors.ErrUnsupported)
-	}
-	if err != nil {
-		return false, err
-	}
-	switch v := strings.TrimSpace(string(b)); v {
-	case "0":
-		return false, nil
-	case "1":
-		return true, nil
-	default:
-		return false, fmt.Errorf("reuseport: unexpected value %q in %s", v, migrateReqPath)
-	}
+	return err == nil && string(bytes.TrimSpace(b)) == "1"
 }

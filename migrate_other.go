@@ -2,12 +2,5 @@
 
 package reuseport
 
-import (
-	"errors"
-	"fmt"
-	"runtime"
-)
-
-func migratesRequests() (bool, error) {
-	return false, fmt.Errorf("reuseport: %s has no accept-queue migration setting: %w", runtime.GOOS, errors.ErrUnsupported)
-}
+// migratesRequests is false where the OS has no accept-queue migration.
+func migratesRequests() bool { return false }

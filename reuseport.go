@@ -267,6 +267,18 @@ type Capability struct {
 	// Err, when Share is false, says why; it wraps [errors.ErrUnsupported]
 	// when the OS has no such feature.
 	Err error
+	// MigratesRequests is true when the kernel moves the connections
+	// waiting in a closing listener's accept queue to another socket of
+	// its group instead of resetting them: on Linux 5.14 and later, when
+	// the sysctl net.ipv4.tcp_migrate_req (default 0) is 1 in the caller's
+	// network namespace. It is read at every call, as it may change. It is
+	// false where the OS has no such setting.
+	//
+	// Migration narrows the loss when a socket really leaves its group (a
+	// crash, or scaling down from N workers to N-1) but does not end it: a
+	// connection can still race the close. A restart loses nothing only
+	// when the socket never leaves the group: see the handoff package.
+	MigratesRequests bool
 }
 
 // String describes the capability in a few words, for logs.
@@ -284,10 +296,13 @@ func (c Capability) String() string {
 	}
 }
 
-// Capabilities probes the running kernel, once, and reports whether it lets
-// sockets share a port and whether it balances connections between them.
+// Capabilities reports whether the running kernel lets sockets share a port,
+// whether it balances connections between them, and whether it migrates
+// queued connections. The first two are probed once, on the first call.
 func Capabilities() Capability {
-	return probeOnce()
+	c := probeOnce()
+	c.MigratesRequests = migratesRequests()
+	return c
 }
 
 var probeOnce = sync.OnceValue(probe)

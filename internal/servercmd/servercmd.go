@@ -204,15 +204,10 @@ func (c *Command) exitCode(err error, stderr io.Writer) int {
 // this process's socket if the socket closes without being handed off:
 // on a crash, a scale-down, or a restart without -handoff.
 func MigrationNote() string {
-	on, err := reuseport.MigratesRequests()
-	switch {
-	case err != nil:
-		return fmt.Sprintf("tcp_migrate_req unknown (%v): a copy that exits without handing off its socket resets the connections queued on it", err)
-	case on:
+	if reuseport.Capabilities().MigratesRequests {
 		return "tcp_migrate_req=1: a copy that exits without handing off its socket has its queued connections moved to another copy (what it had accepted and not answered is still lost)"
-	default:
-		return "tcp_migrate_req=0: a copy that exits without handing off its socket resets the connections queued on it (sysctl net.ipv4.tcp_migrate_req=1 moves them to another copy instead)"
 	}
+	return "tcp_migrate_req=0 or absent: a copy that exits without handing off its socket resets the connections queued on it (sysctl net.ipv4.tcp_migrate_req=1 moves them to another copy instead, on Linux 5.14 and later)"
 }
 
 // HandoffConfig is the handoff.Config a command runs with: the path and
