@@ -93,7 +93,7 @@ func ExampleRun() {
 // http.Server.Shutdown alone does not.
 func ExampleHandoff() {
 	h, err := handoff.Start(context.Background(), handoff.Config{
-		Path: filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "myserver.sock"),
+		Path:   filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "myserver.sock"),
 		Logger: slog.Default(),
 	})
 	if err != nil {
