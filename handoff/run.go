@@ -190,6 +190,8 @@ func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, network,
 		if err != nil {
 			return nil, err
 		}
+		// As Handoff.Listen logs it.
+		log.Info("handoff: listening", "network", network, "addr", ln.Addr(), "origin", fresh)
 		return &generation{ln: ln, origin: fresh}, nil
 	}
 	cfg.Logger = log
