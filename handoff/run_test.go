@@ -302,6 +302,13 @@ func TestRunErrors(t *testing.T) {
 			t.Errorf("Run with a negative ShutdownTimeout returned %v", err)
 		}
 	})
+	t.Run("activation without a path", func(t *testing.T) {
+		cfg := handoff.RunConfig{Config: handoff.Config{Activation: true}}
+		err := handoff.Run(context.Background(), cfg, "tcp", "127.0.0.1:0", helloServer(""))
+		if err == nil || !strings.Contains(err.Error(), "Activation") {
+			t.Errorf("Run with Activation and no Path returned %v", err)
+		}
+	})
 	t.Run("bad address", func(t *testing.T) {
 		err := handoff.Run(context.Background(), handoff.RunConfig{}, "tcp", "127.0.0.1:99999", helloServer(""))
 		var opErr *net.OpError
