@@ -193,14 +193,13 @@ func (h *Handoff) close() error {
 		// The predecessor goes on serving.
 		errs = append(errs, s.pred.conn.Close())
 	}
+	// A successor taking over at this moment may have closed ln (see
+	// retire), and the exchange closes peer: closed already is no failure.
 	if s.ln != nil {
-		errs = append(errs, s.ln.Close())
+		errs = append(errs, unlessClosed(s.ln.Close()))
 	}
 	if s.peer != nil {
-		// The exchange may have closed it already.
-		if err := s.peer.Close(); !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, err)
-		}
+		errs = append(errs, unlessClosed(s.peer.Close()))
 	}
 	if s.served != nil {
 		<-s.served
@@ -212,6 +211,14 @@ func (h *Handoff) close() error {
 		errs = append(errs, s.lock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// unlessClosed returns err unless it says the socket was closed already.
+func unlessClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // removeSocketFile removes Path if it is still the socket this process

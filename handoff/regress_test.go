@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +57,9 @@ func get(t *testing.T, addr net.Addr) (string, bool, error) {
 // caller's.
 func TestRunLeavesTheServerAlone(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") })
-	srv := &http.Server{Handler: h}
+	var states atomic.Int32
+	hook := func(net.Conn, http.ConnState) { states.Add(1) }
+	srv := &http.Server{Handler: h, ConnState: hook}
 	if err := runOnce(t, srv, func(addr net.Addr) {
 		if body, _, err := get(t, addr); err != nil || body != "hi" {
 			t.Errorf("request during Run: %q %v", body, err)
@@ -67,8 +70,11 @@ func TestRunLeavesTheServerAlone(t *testing.T) {
 	if reflect.ValueOf(srv.Handler).Pointer() != reflect.ValueOf(h).Pointer() {
 		t.Errorf("Run replaced the server's Handler with %T", srv.Handler)
 	}
-	if srv.ConnState != nil {
-		t.Error("Run set the server's ConnState")
+	if reflect.ValueOf(srv.ConnState).Pointer() != reflect.ValueOf(hook).Pointer() {
+		t.Error("Run replaced the server's ConnState")
+	}
+	if states.Load() == 0 {
+		t.Error("the server's ConnState hook saw no connection during Run")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
