@@ -12,9 +12,8 @@ import (
 	"github.com/b93f8b21/reuseport/internal/lameduck"
 )
 
-// DefaultIdleGrace is how long [Server.Shutdown] keeps open a connection
-// with no request in progress, when [Server.IdleGrace] is zero.
-const DefaultIdleGrace = 2 * time.Second
+// defaultIdleGrace is what a zero Server.IdleGrace means.
+const defaultIdleGrace = 2 * time.Second
 
 // Server makes an [http.Server] shut down without dropping requests.
 //
@@ -36,24 +35,34 @@ type Server struct {
 	// request in progress (an HTTP/1 connection idle in keep-alive,
 	// counted from its last response, or one that has sent nothing since
 	// it was accepted), so that a client or proxy that uses it in that
-	// time gets its answer, with "Connection: close". Zero means
-	// DefaultIdleGrace. Set it before calling Shutdown.
+	// time gets its answer, with "Connection: close". Zero means 2
+	// seconds. Set it before calling Shutdown.
 	IdleGrace time.Duration
 
 	srv  *http.Server
 	core *lameduck.Server
 }
 
-// NewServer prepares srv to drain. Call it before serving, once srv's
-// Handler and ConnState are set: it wraps srv.Handler (nil meaning
-// [http.DefaultServeMux]) with one that adds "Connection: close" to HTTP/1
-// responses once Shutdown has begun, and installs a ConnState hook that
-// calls the one srv had, if any. Do not replace either afterwards.
+// NewServer prepares srv to drain, and CHANGES srv: it replaces
+// srv.Handler and srv.ConnState, for good. The new Handler calls the old
+// one (nil meaning [http.DefaultServeMux]) and adds "Connection: close" to
+// HTTP/1 responses once Shutdown has begun; the new ConnState hook calls
+// the one srv had, if any. The drain needs both to see every request and
+// connection, and net/http offers no other way in. So:
+//
+//   - call NewServer before serving, once srv's Handler and ConnState are
+//     set, and do not replace either afterwards;
+//   - srv belongs to the returned Server: serving srv.Handler through
+//     another http.Server after this Server's Shutdown answers every
+//     HTTP/1 request with "Connection: close";
+//   - call NewServer once per srv; pass a new http.Server (or a copy of
+//     its exported fields, as handoff.Run does) to drain again, since
+//     net/http serves an http.Server no more once it was shut down.
 func NewServer(srv *http.Server) *Server {
 	s := &Server{
 		srv: srv,
 		core: lameduck.NewServer(lameduck.Config{
-			DefaultGrace: DefaultIdleGrace,
+			DefaultGrace: defaultIdleGrace,
 			Sniff:        len(h2Preface),
 			Multiplexed:  isHTTP2,
 			QuietNew:     true,

@@ -13,7 +13,8 @@ import (
 // listenFDsStart is the first descriptor systemd passes (SD_LISTEN_FDS_START).
 const listenFDsStart = 3
 
-// activate takes the sockets systemd passed under the socket activation
+// activate, which Start calls only with Config.Activation set and once
+// nothing else can fail, takes the sockets systemd passed under the socket activation
 // protocol (sd_listen_fds(3)): LISTEN_FDS descriptors from 3 on, named by
 // LISTEN_FDNAMES, meant for this process if LISTEN_PID is its pid. It
 // unsets the variables whatever they say, so that no child process takes
@@ -27,12 +28,12 @@ func (h *Handoff) activate() {
 		return
 	}
 	if pid != strconv.Itoa(os.Getpid()) {
-		h.logf("ignoring LISTEN_FDS=%q: LISTEN_PID=%q is not this process (%d)", nfds, pid, os.Getpid())
+		h.log.Warn("handoff: ignoring LISTEN_FDS: LISTEN_PID is not this process", "LISTEN_FDS", nfds, "LISTEN_PID", pid, "pid", os.Getpid())
 		return
 	}
 	n, err := strconv.Atoi(nfds)
 	if err != nil || n < 0 || n > maxSockets {
-		h.logf("ignoring LISTEN_FDS=%q: not a count of descriptors", nfds)
+		h.log.Warn("handoff: ignoring LISTEN_FDS: not a count of descriptors", "LISTEN_FDS", nfds)
 		return
 	}
 	var nameList []string
@@ -42,7 +43,7 @@ func (h *Handoff) activate() {
 	for i := range n {
 		fd := listenFDsStart + i
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
-			h.logf("LISTEN_FDS=%d, but descriptor %d is unusable: %v", n, fd, err)
+			h.log.Warn("handoff: activated descriptor unusable", "LISTEN_FDS", n, "fd", fd, "err", err)
 			continue
 		}
 		name := ""
@@ -52,13 +53,13 @@ func (h *Handoff) activate() {
 		info, err := describeSocket(fd)
 		if err != nil {
 			// Kept, so that Ready closes it with a log line.
-			h.logf("activated descriptor %d (%q) cannot be claimed: %v", fd, name, err)
+			h.log.Warn("handoff: activated descriptor cannot be claimed", "fd", fd, "name", name, "err", err)
 			info = sockInfo{}
 		}
 		fileName := name
 		if fileName == "" {
 			fileName = "LISTEN_FD_" + strconv.Itoa(fd)
 		}
-		h.offered = append(h.offered, &candidate{file: os.NewFile(uintptr(fd), fileName), info: info, origin: Activated, name: name})
+		h.offered = append(h.offered, &candidate{file: os.NewFile(uintptr(fd), fileName), info: info, origin: activated, name: name})
 	}
 }

@@ -56,7 +56,15 @@ func runActivation() int {
 		return unix.Fstat(fd, &st) == nil && uint64(st.Ino) == inodes[fd]
 	}
 
-	h, err := handoff.Start(context.Background(), handoff.Config{Path: os.Getenv(envPath), Logf: stderrLogf})
+	switch mode {
+	case "failfirst":
+		return runFailedActivation(tcpAddr)
+	case "closeerr":
+		return runCloseError()
+	case "optout":
+		return runWithoutActivation(tcpAddr, still)
+	}
+	h, err := handoff.Start(context.Background(), handoff.Config{Path: os.Getenv(envPath), Activation: true, Logger: stderrLogger})
 	if err != nil {
 		emit(event{Ev: "error", Msg: err.Error()})
 		return 1
@@ -67,7 +75,7 @@ func runActivation() int {
 		}
 	}
 	if mode == "mismatch" {
-		ln, err := h.Listen("tcp", "127.0.0.1:0")
+		ln, err := h.Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			emit(event{Ev: "error", Msg: err.Error()})
 			return 1
@@ -90,12 +98,12 @@ func runActivation() int {
 			problemf("fd %d not made close-on-exec by Start", fd)
 		}
 	}
-	ln, err := h.Listen("tcp", tcpAddr)
+	ln, err := h.Listen(context.Background(), "tcp", tcpAddr)
 	if err != nil {
 		emit(event{Ev: "error", Msg: err.Error()})
 		return 1
 	}
-	pc, err := h.ListenPacket("udp", udpAddr)
+	pc, err := h.ListenPacket(context.Background(), "udp", udpAddr)
 	if err != nil {
 		emit(event{Ev: "error", Msg: err.Error()})
 		return 1
@@ -235,4 +243,159 @@ func fileOf(t *testing.T, c any) *os.File {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// runFailedActivation calls Start with a Path it cannot use, then with a
+// good one: the failed Start must leave the activated socket and the
+// environment as they were, for the second to take.
+func runFailedActivation(tcpAddr string) int {
+	var problems []string
+	_, err := handoff.Start(context.Background(), handoff.Config{Path: "/nonexistent-dir/handoff.sock", Activation: true, Logger: stderrLogger})
+	if err == nil {
+		problems = append(problems, "Start with a Path in a missing directory succeeded")
+	}
+	if os.Getenv("LISTEN_FDS") != "1" {
+		problems = append(problems, fmt.Sprintf("LISTEN_FDS=%q after a failed Start, want \"1\"", os.Getenv("LISTEN_FDS")))
+	}
+	h, err := handoff.Start(context.Background(), handoff.Config{Path: os.Getenv(envPath), Activation: true, Logger: stderrLogger})
+	if err != nil {
+		emit(event{Ev: "error", Msg: err.Error()})
+		return 1
+	}
+	defer h.Close()
+	ln, err := h.Listen(context.Background(), "tcp", tcpAddr)
+	if err != nil {
+		emit(event{Ev: "error", Msg: err.Error()})
+		return 1
+	}
+	defer ln.Close()
+	emit(event{Ev: "result", Sockets: sockEvents(h), Msg: strings.Join(problems, "; ")})
+	return 0
+}
+
+// TestActivationAfterFailedStart: a Start that fails must leave systemd's
+// sockets and variables for the next Start.
+func TestActivationAfterFailedStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	files := []*os.File{fileOf(t, ln)}
+	cmd := activationCmd(t, `LISTEN_PID=$$`, files, envActMode+"=failfirst",
+		envActAddrs+"="+ln.Addr().String()+" ", "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
+	p := runProc(t, cmd)
+	files[0].Close()
+	e := p.expect("result", 20*time.Second)
+	if e.Msg != "" {
+		t.Errorf("in the activated process: %s", e.Msg)
+	}
+	want := []sockEvent{{"tcp", ln.Addr().String(), "activated", "web"}}
+	if fmt.Sprint(e.Sockets) != fmt.Sprint(want) {
+		t.Errorf("sockets after a failed Start and a good one: %v, want %v", e.Sockets, want)
+	}
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+// runCloseError makes closing an unclaimed activated socket fail, by
+// closing its descriptor behind the Handoff's back: Close must say so.
+func runCloseError() int {
+	h, err := handoff.Start(context.Background(), handoff.Config{Path: os.Getenv(envPath), Activation: true, Logger: stderrLogger})
+	if err != nil {
+		emit(event{Ev: "error", Msg: err.Error()})
+		return 1
+	}
+	unix.Close(listenFDsStart)
+	msg := ""
+	if err := h.Close(); err == nil {
+		msg = "Close returned nil, though closing the unclaimed socket failed"
+	} else {
+		stderrLogf("Close: %v", err)
+	}
+	emit(event{Ev: "result", Msg: msg})
+	return 0
+}
+
+// TestCloseReportsErrors: Close reports what failed.
+func TestCloseReportsErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	files := []*os.File{fileOf(t, ln)}
+	p := runProc(t, activationCmd(t, `LISTEN_PID=$$`, files, envActMode+"=closeerr", "LISTEN_FDS=1"))
+	files[0].Close()
+	if e := p.expect("result", 20*time.Second); e.Msg != "" {
+		t.Errorf("in the activated process: %s", e.Msg)
+	}
+	p.wait(10 * time.Second)
+}
+
+const listenFDsStart = 3
+
+// runWithoutActivation calls Start without Config.Activation: the
+// activated socket, its descriptor and the variables must stay as they
+// were, and Listen must bind a fresh socket.
+func runWithoutActivation(tcpAddr string, still func(fd int) bool) int {
+	var problems []string
+	h, err := handoff.Start(context.Background(), handoff.Config{Path: os.Getenv(envPath), Logger: stderrLogger})
+	if err != nil {
+		emit(event{Ev: "error", Msg: err.Error()})
+		return 1
+	}
+	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+		if _, ok := os.LookupEnv(v); !ok {
+			problems = append(problems, v+" unset by a Start without Activation")
+		}
+	}
+	// Any port: the activated socket is not reuseport, so a fresh bind on
+	// its port would fail.
+	ln, err := h.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		emit(event{Ev: "error", Msg: err.Error()})
+		return 1
+	}
+	defer ln.Close()
+	if err := h.Ready(); err != nil {
+		problems = append(problems, fmt.Sprintf("Ready: %v", err))
+	}
+	if err := h.Close(); err != nil {
+		problems = append(problems, fmt.Sprintf("Close: %v", err))
+	}
+	if !still(listenFDsStart) {
+		problems = append(problems, "the activated descriptor was touched by a Start without Activation")
+	}
+	if flags, _ := unix.FcntlInt(listenFDsStart, unix.F_GETFD, 0); flags&unix.FD_CLOEXEC != 0 {
+		problems = append(problems, "the activated descriptor was made close-on-exec")
+	}
+	emit(event{Ev: "result", Sockets: sockEvents(h), Msg: strings.Join(problems, "; ")})
+	return 0
+}
+
+// TestNoActivationWithoutOptIn: without Config.Activation, Start leaves
+// systemd's sockets and variables to the program, which may mean them
+// for something else.
+func TestNoActivationWithoutOptIn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	files := []*os.File{fileOf(t, ln)}
+	p := runProc(t, activationCmd(t, `LISTEN_PID=$$`, files, envActMode+"=optout",
+		envActAddrs+"="+ln.Addr().String()+" ", "LISTEN_FDS=1", "LISTEN_FDNAMES=web"))
+	files[0].Close()
+	e := p.expect("result", 20*time.Second)
+	if e.Msg != "" {
+		t.Errorf("in the process: %s", e.Msg)
+	}
+	if len(e.Sockets) != 1 || e.Sockets[0].Origin != "fresh" {
+		t.Errorf("sockets %v, want one fresh", e.Sockets)
+	}
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
 }

@@ -16,7 +16,7 @@
 //
 //	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 //	defer stop()
-//	cfg := handoff.Config{Path: "/run/myserver/handoff.sock"}
+//	cfg := handoff.RunConfig{Config: handoff.Config{Path: "/run/myserver/handoff.sock"}}
 //	err := handoff.Run(ctx, cfg, "tcp", ":8080", &http.Server{Handler: h})
 //
 // The same program serves at the first start and at every restart: start
@@ -31,7 +31,7 @@
 //
 //	h, err := handoff.Start(ctx, handoff.Config{Path: "/run/myserver/handoff.sock"})
 //	...
-//	ln, err := h.Listen("tcp", ":8080") // inherited, activated or fresh
+//	ln, err := h.Listen(ctx, "tcp", ":8080") // inherited, activated or fresh
 //	d := drain.NewServer(srv)
 //	go d.Serve(ln)
 //	if err := h.Ready(); err != nil { ... } // the predecessor, if any, stops accepting
@@ -58,7 +58,8 @@
 // A restart never fails for want of a predecessor. When none answers on
 // Path (first start, or the predecessor crashed), or the predecessor dies,
 // stalls past Config.Timeout, speaks another protocol version or sends
-// garbage, the successor logs why and binds fresh sockets; these join the
+// garbage, the successor logs why (at level Warn, to Config.Logger) and
+// binds fresh sockets; these join the
 // predecessor's reuseport group, so the port is never left without a
 // listener. A predecessor that is still alive then keeps serving until
 // something else stops it: nobody told it to stop.
@@ -81,10 +82,14 @@
 //
 // # systemd
 //
-// Start also takes sockets passed by systemd socket activation (LISTEN_PID,
-// LISTEN_FDS, LISTEN_FDNAMES), and unsets those variables. Listen and
-// ListenPacket prefer an inherited socket, then an activated one, matched
-// by its real local address. A .socket unit keeps its sockets open in
+// With Config.Activation set, Start also takes sockets passed by systemd
+// socket activation (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), and unsets
+// those variables. Activation is opt-in, as in go-systemd's activation
+// package: without it Start leaves the descriptors and the variables
+// alone, for a program that means them for something else. A Start that
+// fails leaves them alone too, so that a later Start can take them.
+// Listen and ListenPacket prefer an inherited socket, then an activated
+// one, matched by its real local address. A .socket unit keeps its sockets open in
 // systemd itself, across crashes and restarts of the service: connections
 // that arrive while no process serves wait in the queue. Handing over
 // between generations still matters there, for the connections the old

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -26,14 +28,14 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	cfg := handoff.Config{Path: filepath.Join(dir, "server.sock")}
+	cfg := handoff.RunConfig{Config: handoff.Config{Path: filepath.Join(dir, "server.sock")}}
 
 	run := func(name string) (url <-chan string, done <-chan error) {
 		u, d := make(chan string, 1), make(chan error, 1)
 		cfg := cfg
-		cfg.OnReady = func(s handoff.Socket) {
-			fmt.Printf("%s: %s socket\n", name, s.Origin)
-			u <- "http://" + s.Addr.String()
+		cfg.OnReady = func(addr net.Addr) {
+			fmt.Printf("%s: serving\n", name)
+			u <- "http://" + addr.String()
 		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, name)
@@ -58,9 +60,11 @@ func Example() {
 	resp.Body.Close()
 	fmt.Println("answered by:", string(body))
 	_ = secondDone // in a real server, the second runs until its own successor
+	// The second asked for port 0 and got the first's port: it inherited
+	// the socket.
 	// Output:
-	// first: fresh socket
-	// second: inherited socket
+	// first: serving
+	// second: serving
 	// first returned: <nil>
 	// same address: true
 	// answered by: second
@@ -74,7 +78,10 @@ func ExampleRun() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	srv := &http.Server{Handler: http.DefaultServeMux}
-	cfg := handoff.Config{Path: filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "myserver.sock"), Logf: log.Printf}
+	cfg := handoff.RunConfig{Config: handoff.Config{
+		Path:   filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "myserver.sock"),
+		Logger: slog.Default(),
+	}}
 	if err := handoff.Run(ctx, cfg, "tcp", ":8080", srv); err != nil {
 		log.Fatal(err)
 	}
@@ -86,14 +93,14 @@ func ExampleRun() {
 // http.Server.Shutdown alone does not.
 func ExampleHandoff() {
 	h, err := handoff.Start(context.Background(), handoff.Config{
-		Path: filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "myserver.sock"),
-		Logf: log.Printf,
+		Path:   filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "myserver.sock"),
+		Logger: slog.Default(),
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer h.Close()
-	ln, err := h.Listen("tcp", ":8080")
+	ln, err := h.Listen(context.Background(), "tcp", ":8080")
 	if err != nil {
 		log.Fatal(err)
 	}

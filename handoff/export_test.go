@@ -28,3 +28,21 @@ const (
 	MsgRefuse  = byte(msgRefuse)
 	MsgOffer   = byte(msgOffer)
 )
+
+// Socket describes a socket Listen or ListenPacket returned.
+type Socket struct{ Network, Addr, Origin, Name string }
+
+// Sockets describes the sockets Listen and ListenPacket have returned, in
+// order.
+func Sockets(h *Handoff) []Socket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Socket
+	for _, c := range h.claimed {
+		out = append(out, Socket{c.network, c.addr.String(), c.origin.String(), c.name})
+	}
+	return out
+}
+
+// CopyServer is the copy Run serves of an *http.Server.
+var CopyServer = copyServer

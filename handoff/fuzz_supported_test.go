@@ -160,8 +160,8 @@ func FuzzPredecessor(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer pc.Close()
-	h := &Handoff{cfg: Config{Timeout: time.Second}, minVersion: minVersion, maxVersion: maxVersion, done: make(chan struct{})}
-	if err := h.track(pc, Socket{Network: "udp4", Addr: pc.LocalAddr()}); err != nil {
+	h := &Handoff{cfg: Config{Timeout: time.Second}, log: logger(nil), minVersion: minVersion, maxVersion: maxVersion, done: make(chan struct{})}
+	if err := h.track(pc, claimed{network: "udp4", addr: pc.LocalAddr()}); err != nil {
 		f.Fatal(err)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -15,7 +16,9 @@ import (
 	"github.com/b93f8b21/reuseport/internal/sockaddr"
 )
 
-// Config configures [Start]. Only Path is required.
+// Config configures [Start], and the handoff that [Run] takes part in.
+// Its zero value is valid for Run, which then has no handoff; Start needs
+// a Path.
 type Config struct {
 	// Path is the unix socket where a serving process waits for its
 	// successor. Every generation of a server must use the same Path. It
@@ -28,66 +31,55 @@ type Config struct {
 	// activated. Nil means the zero value.
 	ListenConfig *reuseport.ListenConfig
 
+	// Activation makes Start take the sockets that systemd socket
+	// activation passed (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), offer
+	// them to Listen and ListenPacket after the inherited ones, and unset
+	// those variables. It is off by default, as in go-systemd's
+	// activation package: a process whose activated sockets are meant for
+	// something else keeps them, and its environment, untouched. A Start
+	// that fails leaves them untouched too.
+	Activation bool
+
 	// Timeout bounds each step of a handoff: the wait for the lock
 	// that serializes successors, the exchange with the predecessor, and
 	// telling it to stop. It must exceed the time a successor takes from
 	// Start to Ready if successors may overlap. Zero means 5 seconds.
 	Timeout time.Duration
 
-	// Logf, if set, receives a line for every decision worth knowing
-	// about: where each socket came from, and why a handoff fell back to
-	// fresh sockets.
-	Logf func(format string, args ...any)
-
-	// ShutdownTimeout bounds the graceful stop of the server that [Run]
-	// serves. Zero means DefaultShutdownTimeout. Only Run uses it.
-	ShutdownTimeout time.Duration
-
-	// OnReady, if set, is called by [Run] once the server serves and the
-	// predecessor, if any, has been told to stop, with the socket it
-	// serves: the moment to tell a supervisor that the process is ready
-	// (systemd's sd_notify READY=1). Only Run uses it.
-	OnReady func(Socket)
+	// Logger receives a record for every decision worth knowing about:
+	// where each socket came from (Info), and why a handoff fell back to
+	// fresh sockets or a step failed (Warn). Nil means no logging.
+	Logger *slog.Logger
 }
 
 const defaultTimeout = 5 * time.Second
 
-// Origin says where a socket came from.
-type Origin uint8
+// origin says where a socket came from.
+type origin uint8
 
 const (
-	// Fresh sockets were bound by this process.
-	Fresh Origin = iota
-	// Inherited sockets were handed over by the predecessor.
-	Inherited
-	// Activated sockets were passed by systemd socket activation.
-	Activated
+	fresh     origin = iota // bound by this process
+	inherited               // handed over by the predecessor
+	activated               // passed by systemd socket activation
 )
 
-func (o Origin) String() string {
+func (o origin) String() string {
 	switch o {
-	case Fresh:
+	case fresh:
 		return "fresh"
-	case Inherited:
+	case inherited:
 		return "inherited"
-	case Activated:
+	case activated:
 		return "activated"
 	}
-	return fmt.Sprintf("Origin(%d)", uint8(o))
-}
-
-// Socket describes a socket that Listen or ListenPacket returned.
-type Socket struct {
-	Network string   // as passed to Listen or ListenPacket
-	Addr    net.Addr // the local address
-	Origin  Origin
-	Name    string // the systemd FileDescriptorName of an activated socket
+	return fmt.Sprintf("origin(%d)", uint8(o))
 }
 
 // Handoff holds the state of one process in a line of successive servers.
 // [Start] makes one; its methods are safe for concurrent use.
 type Handoff struct {
 	cfg                    Config
+	log                    *slog.Logger // never nil
 	minVersion, maxVersion uint16
 	hook                   func(stage string) // tests only; see export_test.go
 	done                   chan struct{}
@@ -115,24 +107,27 @@ const (
 type candidate struct {
 	file   *os.File
 	info   sockInfo // zero if the socket is not a TCP or UDP listener
-	origin Origin
+	origin origin
 	name   string
 }
 
 // claimed is a socket returned by Listen or ListenPacket.
 type claimed struct {
-	conn syscall.Conn // reaches the fd to hand over; fails once closed
-	sock Socket
+	conn    syscall.Conn // reaches the fd to hand over; fails once closed
+	network string       // as passed to Listen or ListenPacket
+	addr    net.Addr
+	origin  origin
+	name    string // the systemd FileDescriptorName of an activated socket
 }
 
-// Start begins the life of a server process. It takes the sockets systemd
-// passed, if any, then asks a predecessor serving on cfg.Path, if any, for
-// its sockets. A predecessor that dies, stalls or answers garbage is
+// Start begins the life of a server process. It asks a predecessor
+// serving on cfg.Path, if any, for its sockets, then, if cfg.Activation is
+// set, takes the sockets systemd passed. A predecessor that dies, stalls or answers garbage is
 // logged and the process goes on with fresh sockets. Start fails on bad
 // input, a cancelled ctx, a Path it cannot use (not a socket, or in a
 // directory it cannot write), a Path served by another user (the error
 // wraps [os.ErrPermission]), or when another successor holds the lock for
-// longer than the Timeout.
+// longer than the Timeout. A Start that fails has taken no socket.
 //
 // The caller must then call Listen and ListenPacket for each socket it
 // serves, start serving, and call Ready.
@@ -155,7 +150,7 @@ func start(ctx context.Context, cfg Config, lo, hi uint16) (*Handoff, error) {
 	if cfg.ListenConfig == nil {
 		cfg.ListenConfig = new(reuseport.ListenConfig)
 	}
-	h := &Handoff{cfg: cfg, minVersion: lo, maxVersion: hi, done: make(chan struct{})}
+	h := &Handoff{cfg: cfg, log: logger(cfg.Logger), minVersion: lo, maxVersion: hi, done: make(chan struct{})}
 	if err := h.start(ctx); err != nil {
 		return nil, edgeError(err)
 	}
@@ -172,46 +167,51 @@ func start(ctx context.Context, cfg Config, lo, hi uint16) (*Handoff, error) {
 //
 // An inherited or activated listener is rebuilt with [net.FileListener]:
 // socket options set when it was bound stay, but the KeepAlive settings
-// and Control function of Config.ListenConfig do not apply to it.
-func (h *Handoff) Listen(network, address string) (net.Listener, error) {
-	return listen(h, "tcp", network, address, net.FileListener, h.cfg.ListenConfig.Listen)
+// and Control function of Config.ListenConfig do not apply to it. A
+// fresh socket is bound with ctx, as [net.ListenConfig.Listen] does.
+func (h *Handoff) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	return listen(ctx, h, "tcp", network, address, net.FileListener, h.cfg.ListenConfig.Listen)
 }
 
 // ListenPacket is Listen for "udp", "udp4" and "udp6". Datagrams already
 // queued on an inherited socket are read by whichever process reads first.
 // See "UDP and QUIC" in the package documentation for when the predecessor
 // should stop reading.
-func (h *Handoff) ListenPacket(network, address string) (net.PacketConn, error) {
-	return listen(h, "udp", network, address, net.FilePacketConn, h.cfg.ListenConfig.ListenPacket)
+func (h *Handoff) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
+	return listen(ctx, h, "udp", network, address, net.FilePacketConn, h.cfg.ListenConfig.ListenPacket)
 }
 
 // listen is Listen and ListenPacket, for sockets of proto ("tcp" or "udp").
-func listen[S any](h *Handoff, proto, network, address string, fromFile func(*os.File) (S, error),
-	fresh func(context.Context, string, string) (S, error)) (S, error) {
+func listen[S any](ctx context.Context, h *Handoff, proto, network, address string, fromFile func(*os.File) (S, error),
+	bind func(context.Context, string, string) (S, error)) (S, error) {
 	var zero S
 	c, err := h.take(proto, network, address)
 	if err != nil {
 		return zero, &net.OpError{Op: "listen", Net: network, Err: edgeError(err)}
 	}
 	var s S
-	origin, name := Fresh, ""
+	cl := claimed{network: network, origin: fresh}
 	if c != nil {
 		s, err = fromFile(c.file)
 		c.file.Close() // fromFile made its own descriptor
-		origin, name = c.origin, c.name
+		cl.origin, cl.name = c.origin, c.name
 	} else {
 		// This also reports a network of the wrong kind.
-		s, err = fresh(context.Background(), network, address)
+		s, err = bind(ctx, network, address)
 	}
 	if err != nil {
 		return zero, err
 	}
-	sock := Socket{Network: network, Addr: sockaddr.Local(s), Origin: origin, Name: name}
-	if err := h.track(s, sock); err != nil {
+	cl.addr = sockaddr.Local(s)
+	if err := h.track(s, cl); err != nil {
 		closeAny(s)
-		return zero, &net.OpError{Op: "listen", Net: network, Addr: sock.Addr, Err: edgeError(err)}
+		return zero, &net.OpError{Op: "listen", Net: network, Addr: cl.addr, Err: edgeError(err)}
 	}
-	h.logf("%s %v: %v", network, sock.Addr, origin)
+	attrs := []any{"network", network, "addr", cl.addr, "origin", cl.origin}
+	if cl.name != "" {
+		attrs = append(attrs, "name", cl.name)
+	}
+	h.log.Info("handoff: listening", attrs...)
 	return s, nil
 }
 
@@ -236,7 +236,7 @@ func (h *Handoff) take(proto, network, address string) (*candidate, error) {
 	return nil, nil
 }
 
-func (h *Handoff) track(s any, sock Socket) error {
+func (h *Handoff) track(s any, cl claimed) error {
 	conn, ok := s.(syscall.Conn)
 	if !ok {
 		return fmt.Errorf("a %T cannot be handed over", s)
@@ -246,20 +246,9 @@ func (h *Handoff) track(s any, sock Socket) error {
 	if h.state == closed {
 		return errClosed
 	}
-	h.claimed = append(h.claimed, claimed{conn: conn, sock: sock})
+	cl.conn = conn
+	h.claimed = append(h.claimed, cl)
 	return nil
-}
-
-// Sockets describes the sockets Listen and ListenPacket have returned, in
-// order, for logs and tests.
-func (h *Handoff) Sockets() []Socket {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	socks := make([]Socket, len(h.claimed))
-	for i, c := range h.claimed {
-		socks[i] = c.sock
-	}
-	return socks
 }
 
 // Ready says that this process serves on every socket it needs. It closes
@@ -290,7 +279,7 @@ func (h *Handoff) readyInner() error {
 	case serving, retired:
 		return errors.New("a second call of Ready")
 	}
-	h.closeCandidates(unclaimed, "unclaimed")
+	h.closeCandidates(unclaimed, "unclaimed") // failures are logged; they do not stop serving
 	return h.ready()
 }
 
@@ -304,7 +293,8 @@ func (h *Handoff) Done() <-chan struct{} { return h.done }
 // this process's socket, and closes the sockets no Listen call claimed.
 // Called before Ready, it abandons the handoff: the predecessor keeps
 // serving. It does not close the listeners Listen and ListenPacket
-// returned. Close is safe to call more than once.
+// returned. Close is safe to call more than once; the first call reports
+// what failed (closing a socket, removing Path), the others return nil.
 func (h *Handoff) Close() error {
 	h.life.Lock()
 	defer h.life.Unlock()
@@ -315,8 +305,8 @@ func (h *Handoff) Close() error {
 	if st == closed {
 		return nil
 	}
-	h.closeCandidates(unclaimed, "unclaimed")
-	return h.close()
+	err := h.closeCandidates(unclaimed, "unclaimed")
+	return edgeError(errors.Join(err, h.close()))
 }
 
 var errClosed = fmt.Errorf("the Handoff is closed: %w", net.ErrClosed)
@@ -331,21 +321,30 @@ func edgeError(err error) error {
 	return fmt.Errorf("handoff: %w", err)
 }
 
-func (h *Handoff) closeCandidates(cs []*candidate, why string) {
+// closeCandidates closes sockets nobody claimed and returns what failed.
+func (h *Handoff) closeCandidates(cs []*candidate, why string) error {
+	var errs []error
 	for _, c := range cs {
 		if c.info.network != "" {
-			h.logf("closing %s %s socket %s", why, c.origin, c.info)
+			h.log.Info("handoff: closing "+why+" socket", "origin", c.origin, "socket", c.info)
 		} else {
-			h.logf("closing %s %s descriptor %q: not a TCP or UDP listener", why, c.origin, c.file.Name())
+			h.log.Warn("handoff: closing "+why+" descriptor: not a TCP or UDP listener", "origin", c.origin, "file", c.file.Name())
 		}
-		c.file.Close()
+		if err := c.file.Close(); err != nil {
+			err = fmt.Errorf("closing %s %s socket: %w", why, c.origin, err)
+			h.log.Warn("handoff: " + err.Error())
+			errs = append(errs, err)
+		}
 	}
+	return errors.Join(errs...)
 }
 
-func (h *Handoff) logf(format string, args ...any) {
-	if h.cfg.Logf != nil {
-		h.cfg.Logf("handoff: "+format, args...)
+// logger returns l, or one that discards every record.
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
 	}
+	return l
 }
 
 func (h *Handoff) testHook(stage string) {
@@ -358,4 +357,14 @@ func closeAny(s any) {
 	if c, ok := s.(interface{ Close() error }); ok {
 		c.Close()
 	}
+}
+
+// lastOrigin is where the socket the last Listen returned came from.
+func (h *Handoff) lastOrigin() origin {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.claimed) == 0 {
+		return fresh
+	}
+	return h.claimed[len(h.claimed)-1].origin
 }

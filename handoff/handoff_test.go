@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,8 +34,14 @@ type logSink struct {
 
 func newLog(t testing.TB, name string) *logSink { return &logSink{t: t, name: name} }
 
-func (l *logSink) logf(format string, args ...any) {
-	line := strings.TrimSpace(fmt.Sprintf(format, args...))
+// logger returns a Logger whose text records go to l.
+func (l *logSink) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Write takes one record: the text handler writes each in one call.
+func (l *logSink) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
 	l.mu.Lock()
 	l.lines = append(l.lines, line)
 	l.mu.Unlock()
@@ -42,13 +49,19 @@ func (l *logSink) logf(format string, args ...any) {
 	if n := strings.Count(line, "handoff:"); n != 1 {
 		l.t.Errorf("%s: a log line names the package %d times, want once: %s", l.name, n, line)
 	}
+	return len(p), nil
 }
 
-func (l *logSink) contains(s string) bool {
+// contains reports whether a line contains every one of ss.
+func (l *logSink) contains(ss ...string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, line := range l.lines {
-		if strings.Contains(line, s) {
+		all := true
+		for _, s := range ss {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
 			return true
 		}
 	}
@@ -61,7 +74,7 @@ func sockPath(t testing.TB) string {
 
 func start(t testing.TB, path string, log *logSink) *handoff.Handoff {
 	t.Helper()
-	h, err := handoff.Start(context.Background(), handoff.Config{Path: path, Timeout: 2 * time.Second, Logf: log.logf})
+	h, err := handoff.Start(context.Background(), handoff.Config{Path: path, Timeout: 2 * time.Second, Logger: log.logger()})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -80,7 +93,7 @@ func startErr(path string) error {
 
 func listen(t testing.TB, h *handoff.Handoff, network, address string) net.Listener {
 	t.Helper()
-	ln, err := h.Listen(network, address)
+	ln, err := h.Listen(context.Background(), network, address)
 	if err != nil {
 		t.Fatalf("Listen(%q, %q): %v", network, address, err)
 	}
@@ -90,7 +103,7 @@ func listen(t testing.TB, h *handoff.Handoff, network, address string) net.Liste
 
 func listenPacket(t testing.TB, h *handoff.Handoff, network, address string) net.PacketConn {
 	t.Helper()
-	pc, err := h.ListenPacket(network, address)
+	pc, err := h.ListenPacket(context.Background(), network, address)
 	if err != nil {
 		t.Fatalf("ListenPacket(%q, %q): %v", network, address, err)
 	}
@@ -105,15 +118,15 @@ func ready(t testing.TB, h *handoff.Handoff) {
 	}
 }
 
-func origins(h *handoff.Handoff) []handoff.Origin {
-	var o []handoff.Origin
-	for _, s := range h.Sockets() {
+func origins(h *handoff.Handoff) []string {
+	var o []string
+	for _, s := range handoff.Sockets(h) {
 		o = append(o, s.Origin)
 	}
 	return o
 }
 
-func wantOrigins(t testing.TB, h *handoff.Handoff, want ...handoff.Origin) {
+func wantOrigins(t testing.TB, h *handoff.Handoff, want ...string) {
 	t.Helper()
 	got := origins(h)
 	if len(got) != len(want) {
@@ -218,7 +231,7 @@ func TestFirstStart(t *testing.T) {
 	log := newLog(t, "first")
 	h := start(t, path, log)
 	ln := listen(t, h, "tcp", "127.0.0.1:0")
-	wantOrigins(t, h, handoff.Fresh)
+	wantOrigins(t, h, "fresh")
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Path exists before Ready: %v", err)
 	}
@@ -254,7 +267,7 @@ func TestFirstStart(t *testing.T) {
 	if err := h.Ready(); err == nil {
 		t.Fatal("Ready after Close succeeded")
 	}
-	if _, err := h.Listen("tcp", "127.0.0.1:0"); !errors.Is(err, net.ErrClosed) {
+	if _, err := h.Listen(context.Background(), "tcp", "127.0.0.1:0"); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Listen after Close: %v, want net.ErrClosed", err)
 	}
 }
@@ -291,7 +304,7 @@ func TestHandoffInProcess(t *testing.T) {
 	s := start(t, path, newLog(t, "succ"))
 	sln := listen(t, s, "tcp", "127.0.0.1:0")
 	spc := listenPacket(t, s, "udp", "127.0.0.1:0")
-	wantOrigins(t, s, handoff.Inherited, handoff.Inherited)
+	wantOrigins(t, s, "inherited", "inherited")
 	if sln.Addr().String() != pln.Addr().String() || spc.LocalAddr().String() != ppc.LocalAddr().String() {
 		t.Fatalf("successor got %v and %v, want %v and %v", sln.Addr(), spc.LocalAddr(), pln.Addr(), ppc.LocalAddr())
 	}

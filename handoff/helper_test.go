@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -79,10 +80,14 @@ func stderrLogf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[pid %d] "+format+"\n", append([]any{os.Getpid()}, args...)...)
 }
 
+// stderrLogger logs a helper process's records to its stderr, which the
+// test shows when it fails.
+var stderrLogger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
+
 func sockEvents(h *handoff.Handoff) []sockEvent {
 	var out []sockEvent
-	for _, s := range h.Sockets() {
-		out = append(out, sockEvent{s.Network, s.Addr.String(), s.Origin.String(), s.Name})
+	for _, s := range handoff.Sockets(h) {
+		out = append(out, sockEvent{s.Network, s.Addr, s.Origin, s.Name})
 	}
 	return out
 }
@@ -93,7 +98,7 @@ func sockEvents(h *handoff.Handoff) []sockEvent {
 // would). When Done closes it stops accepting, finishes its
 // connections, reports "done" and exits 0.
 func runServer() int {
-	cfg := handoff.Config{Path: os.Getenv(envPath), Logf: stderrLogf}
+	cfg := handoff.Config{Path: os.Getenv(envPath), Logger: stderrLogger}
 	if s := os.Getenv(envTimeout); s != "" {
 		cfg.Timeout, _ = time.ParseDuration(s)
 	}
@@ -128,14 +133,14 @@ func runServer() int {
 	for _, spec := range strings.Split(os.Getenv(envListen), ";") {
 		network, address, _ := strings.Cut(spec, " ")
 		if strings.HasPrefix(network, "udp") {
-			pc, err := h.ListenPacket(network, address)
+			pc, err := h.ListenPacket(context.Background(), network, address)
 			if err != nil {
 				emit(event{Ev: "error", Msg: err.Error()})
 				return 1
 			}
 			srv.pcs = append(srv.pcs, pc)
 		} else {
-			ln, err := h.Listen(network, address)
+			ln, err := h.Listen(context.Background(), network, address)
 			if err != nil {
 				emit(event{Ev: "error", Msg: err.Error()})
 				return 1

@@ -23,7 +23,7 @@ import (
 func TestHostilePeers(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	path := sockPath(t)
-	p, err := handoff.Start(context.Background(), handoff.Config{Path: path, Timeout: timeout, Logf: newLog(t, "pred").logf})
+	p, err := handoff.Start(context.Background(), handoff.Config{Path: path, Timeout: timeout, Logger: newLog(t, "pred").logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestHostilePeers(t *testing.T) {
 
 	s := start(t, path, newLog(t, "succ"))
 	listen(t, s, "tcp", ln.Addr().String())
-	wantOrigins(t, s, handoff.Inherited)
+	wantOrigins(t, s, "inherited")
 	ready(t, s)
 	waitDone(t, p)
 }

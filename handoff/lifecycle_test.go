@@ -65,7 +65,7 @@ func TestSuccessorTimeout(t *testing.T) {
 
 	log := newLog(t, "succ")
 	begin := time.Now()
-	s, err := handoff.Start(context.Background(), handoff.Config{Path: path, Timeout: timeout, Logf: log.logf})
+	s, err := handoff.Start(context.Background(), handoff.Config{Path: path, Timeout: timeout, Logger: log.logger()})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -77,12 +77,12 @@ func TestSuccessorTimeout(t *testing.T) {
 		t.Error("no log line about the timeout")
 	}
 	listen(t, s, "tcp", "127.0.0.1:0")
-	wantOrigins(t, s, handoff.Fresh)
+	wantOrigins(t, s, "fresh")
 	ready(t, s)
 	// Path is the successor's now.
 	next := start(t, path, newLog(t, "next"))
 	listen(t, next, "tcp", "127.0.0.1:0")
-	wantOrigins(t, next, handoff.Inherited)
+	wantOrigins(t, next, "inherited")
 	ready(t, next)
 	waitDone(t, s)
 }
@@ -135,7 +135,7 @@ func TestAbandon(t *testing.T) {
 	fds := openFDs(t)
 	s := start(t, path, newLog(t, "abandoned"))
 	sln := listen(t, s, "tcp", "127.0.0.1:0") // claims one of two
-	wantOrigins(t, s, handoff.Inherited)
+	wantOrigins(t, s, "inherited")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestAbandon(t *testing.T) {
 	next := start(t, path, newLog(t, "next"))
 	listen(t, next, "tcp", "127.0.0.1:0")
 	listenPacket(t, next, "udp", "127.0.0.1:0")
-	wantOrigins(t, next, handoff.Inherited, handoff.Inherited)
+	wantOrigins(t, next, "inherited", "inherited")
 	ready(t, next)
 	waitDone(t, p)
 	if err := next.Ready(); err == nil {
@@ -172,17 +172,17 @@ func TestUnclaimedClosedAtReady(t *testing.T) {
 
 	s := start(t, path, newLog(t, "succ"))
 	listen(t, s, "tcp", keep.Addr().String())
-	wantOrigins(t, s, handoff.Inherited)
+	wantOrigins(t, s, "inherited")
 	// A call of the wrong kind fails, without using up the socket.
-	if _, err := s.Listen("udp", udpAddr); err == nil {
+	if _, err := s.Listen(context.Background(), "udp", udpAddr); err == nil {
 		t.Fatal("Listen accepted udp")
 	}
 	listenPacket(t, s, "udp", udpAddr)
-	wantOrigins(t, s, handoff.Inherited, handoff.Inherited)
-	if _, err := s.Listen("tcp", gone.Addr().String()); err != nil {
+	wantOrigins(t, s, "inherited", "inherited")
+	if _, err := s.Listen(context.Background(), "tcp", gone.Addr().String()); err != nil {
 		t.Fatalf("fresh bind of the closed listener's address: %v", err)
 	}
-	wantOrigins(t, s, handoff.Inherited, handoff.Inherited, handoff.Fresh)
+	wantOrigins(t, s, "inherited", "inherited", "fresh")
 	ready(t, s)
 	waitDone(t, p)
 	keep.Close()
@@ -228,7 +228,7 @@ func TestMatching(t *testing.T) {
 	listen(t, s, "tcp", "localhost:0")
 	listenPacket(t, s, "udp", "[::1]:0")
 	listenPacket(t, s, "udp6", "[::1]:0")
-	wantOrigins(t, s, handoff.Inherited, handoff.Inherited, handoff.Fresh, handoff.Inherited)
+	wantOrigins(t, s, "inherited", "inherited", "fresh", "inherited")
 	if got := ln.Addr().String(); got != "[::]:"+port {
 		t.Fatalf("tcp 0.0.0.0:%s took %s", port, got)
 	}

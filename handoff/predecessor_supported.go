@@ -5,6 +5,7 @@ package handoff
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"time"
@@ -27,7 +28,7 @@ func (h *Handoff) serve(ln *net.UnixListener, served chan struct{}) {
 			// Out of descriptors, most likely: wait and retry, as
 			// net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			h.logf("accepting on %s: %v; retrying in %v", h.cfg.Path, err, delay)
+			h.log.Warn("handoff: accepting on Path failed; retrying", "path", h.cfg.Path, "err", err, "delay", delay)
 			time.Sleep(delay)
 			continue
 		}
@@ -49,13 +50,13 @@ func (h *Handoff) handOver(c *net.UnixConn) bool {
 	defer h.setPeer(nil)
 	w, err := newWire(c)
 	if err != nil {
-		h.logf("successor connection: %v", err)
+		h.log.Warn("handoff: successor connection", "err", err)
 		return false
 	}
 	defer w.closeFDs()
 	c.SetDeadline(time.Now().Add(h.cfg.Timeout))
 	if err := checkPeer(c); err != nil {
-		h.logf("refusing a successor: %v", err)
+		h.log.Warn("handoff: refusing a successor", "err", err)
 		w.writeFrame(msgRefuse, refusal{refusePermission, "not the same user"}.append(nil), -1)
 		return false
 	}
@@ -71,19 +72,19 @@ func (h *Handoff) handOver(c *net.UnixConn) bool {
 		err = fmt.Errorf("no hello within %v", h.cfg.Timeout)
 	}
 	if err != nil {
-		h.logf("ignoring a peer on %s: %v", h.cfg.Path, err)
+		h.log.Warn("handoff: ignoring a peer on Path", "path", h.cfg.Path, "err", err)
 		return false
 	}
 	v, ok := pickVersion(m, h.minVersion, h.maxVersion)
 	if !ok {
 		text := fmt.Sprintf("this process speaks protocol versions %d to %d, not %d to %d", h.minVersion, h.maxVersion, m.minVersion, m.maxVersion)
-		h.logf("refusing successor pid %d: %s", m.pid, text)
+		h.log.Warn("handoff: refusing a successor", "successor_pid", m.pid, "reason", text)
 		w.writeFrame(msgRefuse, refusal{refuseVersion, text}.append(nil), -1)
 		return false
 	}
 	h.testHook("hello")
 	if err := h.offer(w, v); err != nil {
-		h.logf("handing sockets to successor pid %d failed; still serving: %v", m.pid, err)
+		h.log.Warn("handoff: handing sockets to the successor failed; still serving", "successor_pid", m.pid, "err", err)
 		return false
 	}
 	h.testHook("offered")
@@ -98,10 +99,10 @@ func (h *Handoff) handOver(c *net.UnixConn) bool {
 		err = protocolErrorf("ready with a payload of %d bytes", len(p))
 	}
 	if err != nil {
-		h.logf("successor pid %d took the sockets but did not become ready; still serving: %v", m.pid, err)
+		h.log.Warn("handoff: the successor took the sockets but did not become ready; still serving", "successor_pid", m.pid, "err", err)
 		return false
 	}
-	h.logf("successor pid %d is serving; stop accepting", m.pid)
+	h.log.Info("handoff: the successor is serving; stop accepting", "successor_pid", m.pid)
 	return true
 }
 
@@ -142,11 +143,11 @@ func (h *Handoff) snapshot() ([]int, []sockInfo, error) {
 	for _, c := range h.claimed {
 		fd, info, err := dupSocket(c.conn)
 		if errors.Is(err, net.ErrClosed) {
-			h.logf("not handing over %s %v: closed by the application", c.sock.Network, c.sock.Addr)
+			h.log.Info("handoff: not handing over a socket closed by the application", "network", c.network, "addr", c.addr)
 			continue
 		}
 		if err != nil {
-			return fds, nil, fmt.Errorf("%s %v: %w", c.sock.Network, c.sock.Addr, err)
+			return fds, nil, fmt.Errorf("%s %v: %w", c.network, c.addr, err)
 		}
 		kept = append(kept, c)
 		fds, infos = append(fds, fd), append(infos, info)
@@ -180,48 +181,63 @@ func (h *Handoff) retire(ln *net.UnixListener) {
 	close(h.done)
 }
 
-// close releases whatever this process holds of the handoff machinery.
+// close releases whatever this process holds of the handoff machinery,
+// and returns what failed.
 func (h *Handoff) close() error {
 	h.mu.Lock()
 	s := h.sys
 	h.sys = platform{}
 	h.mu.Unlock()
+	var errs []error
 	if s.pred != nil {
-		s.pred.conn.Close() // the predecessor goes on serving
+		// The predecessor goes on serving.
+		errs = append(errs, s.pred.conn.Close())
 	}
+	// A successor taking over at this moment may have closed ln (see
+	// retire), and the exchange closes peer: closed already is no failure.
 	if s.ln != nil {
-		s.ln.Close()
+		errs = append(errs, unlessClosed(s.ln.Close()))
 	}
 	if s.peer != nil {
-		s.peer.Close()
+		errs = append(errs, unlessClosed(s.peer.Close()))
 	}
 	if s.served != nil {
 		<-s.served
 	}
 	if s.lnFile != nil {
-		h.removeSocketFile(s.lnFile)
+		errs = append(errs, h.removeSocketFile(s.lnFile))
 	}
 	if s.lock != nil {
-		s.lock.Close()
+		errs = append(errs, s.lock.Close())
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// unlessClosed returns err unless it says the socket was closed already.
+func unlessClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // removeSocketFile removes Path if it is still the socket this process
 // made. It takes the lock without waiting, so as never to remove the
 // socket of a successor that is renaming its own over Path.
-func (h *Handoff) removeSocketFile(mine os.FileInfo) {
+func (h *Handoff) removeSocketFile(mine os.FileInfo) error {
 	lock, err := os.OpenFile(h.lockPath(), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // without the lock, Path cannot be removed safely
+	}
 	if err != nil {
-		return
+		return err
 	}
 	defer lock.Close()
 	if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return // a successor is on its way and will replace Path
+		return nil // a successor is on its way and will replace Path
 	}
 	if cur, err := os.Lstat(h.cfg.Path); err == nil && os.SameFile(mine, cur) {
-		if err := os.Remove(h.cfg.Path); err != nil {
-			h.logf("%v", err)
-		}
+		return os.Remove(h.cfg.Path)
 	}
+	return nil
 }

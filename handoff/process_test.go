@@ -249,7 +249,7 @@ func TestStalePath(t *testing.T) {
 	log := newLog(t, "stale")
 	h := start(t, path, log)
 	listen(t, h, "tcp", "127.0.0.1:0")
-	wantOrigins(t, h, 0) // Fresh
+	wantOrigins(t, h, "fresh")
 	ready(t, h)
 	if !log.contains("nothing answers on") {
 		t.Error("no log line about the stale socket")
@@ -257,7 +257,7 @@ func TestStalePath(t *testing.T) {
 	// Path answers now: a successor takes over.
 	s := start(t, path, newLog(t, "succ"))
 	listen(t, s, "tcp", "127.0.0.1:0")
-	wantOrigins(t, s, 1) // Inherited
+	wantOrigins(t, s, "inherited")
 	ready(t, s)
 	waitDone(t, h)
 

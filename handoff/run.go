@@ -5,17 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/drain"
 )
 
-// DefaultShutdownTimeout bounds the graceful stop in [Run] when
-// Config.ShutdownTimeout is zero.
-const DefaultShutdownTimeout = 30 * time.Second
+// RunConfig configures [Run]: the [Config] of its handoff, and what only
+// Run uses. Its zero value is valid: no handoff, only ctx stops the server.
+type RunConfig struct {
+	Config
+
+	// ShutdownTimeout bounds the graceful stop of the server. Zero means
+	// 30 seconds.
+	ShutdownTimeout time.Duration
+
+	// OnReady, if set, is called once the server serves and the
+	// predecessor, if any, has been told to stop, with the local address
+	// it serves on: the moment to tell a supervisor that the process is
+	// ready (systemd's sd_notify READY=1).
+	OnReady func(net.Addr)
+}
+
+const defaultShutdownTimeout = 30 * time.Second
 
 // A Server serves the connections it accepts from a listener until it is
 // shut down: the two things [Run] needs of a server. [*http.Server] and
@@ -77,92 +93,161 @@ func (f funcs) Shutdown(ctx context.Context) error { return f.shutdown(ctx) }
 // Run returns nil once srv has stopped gracefully, whichever of the two
 // stopped it. It returns an error if it could not listen, if Ready failed
 // (the predecessor then goes on serving), if srv.Serve failed on its own,
-// or if the graceful stop timed out.
+// if srv.Shutdown failed (the error wraps Shutdown's, and speaks of a
+// timeout only if cfg.ShutdownTimeout expired), or if the handoff could
+// not be closed.
 //
 // An [*http.Server] is served through [drain.NewServer], whose drain
 // answers every request on every connection it accepted, keep-alive ones
-// included; [http.Server.Shutdown] alone does not.
+// included; [http.Server.Shutdown] alone does not. Run never writes to
+// the caller's http.Server: it serves a new one with the same exported
+// fields, so the same *http.Server may be passed to Run again. A copy
+// cannot carry what http.Server keeps unexported: functions registered
+// with [http.Server.RegisterOnShutdown] (golang.org/x/net/http2's
+// ConfigureServer registers one) are not called; wrap the server in
+// [drain.NewServer] yourself to keep them, and pass the [*drain.Server].
 //
 // With an empty cfg.Path there is no handoff: Run binds a fresh socket
 // with cfg.ListenConfig and only ctx stops it.
-func Run(ctx context.Context, cfg Config, network, address string, srv Server) error {
-	if srv == nil {
-		return errors.New("handoff: Run needs a Server, got nil")
-	}
-	if cfg.ShutdownTimeout < 0 {
-		return fmt.Errorf("handoff: Config.ShutdownTimeout must not be negative, got %v", cfg.ShutdownTimeout)
+func Run(ctx context.Context, cfg RunConfig, network, address string, srv Server) error {
+	if err := cfg.check(srv); err != nil {
+		return err
 	}
 	if hs, ok := srv.(*http.Server); ok {
-		srv = drain.NewServer(hs)
+		srv = drain.NewServer(copyServer(hs))
 	}
+	log := logger(cfg.Logger)
+	g, err := startGeneration(ctx, cfg.Config, log, network, address)
+	if err != nil {
+		return err
+	}
+	dl := drain.NewListener(g.ln)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(dl) }()
 
-	var (
-		ln        net.Listener
-		sock      Socket
-		ready     = func() error { return nil }
-		successor <-chan struct{}
-		logf      = func(format string, args ...any) {
-			if cfg.Logf != nil {
-				cfg.Logf("handoff: "+format, args...)
-			}
+	var errs []error
+	if err := g.ready(); err != nil {
+		// The predecessor goes on serving; what this process accepted
+		// meanwhile still gets its answer below.
+		errs = append(errs, edgeError(err))
+		log.Warn("handoff: taking over from the predecessor failed", "err", err)
+	} else {
+		log.Info("handoff: serving", "network", network, "addr", g.ln.Addr(), "origin", g.origin)
+		if cfg.OnReady != nil {
+			cfg.OnReady(g.ln.Addr())
 		}
-	)
+		waitForStop(ctx, log, served, g.successor())
+	}
+	timeout := cfg.ShutdownTimeout
+	if timeout == 0 {
+		timeout = defaultShutdownTimeout
+	}
+	errs = append(errs, stopServing(ctx, timeout, dl, srv, served), g.close())
+	return errors.Join(errs...)
+}
+
+func (cfg *RunConfig) check(srv Server) error {
+	switch {
+	case srv == nil:
+		return errors.New("handoff: Run needs a Server, got nil")
+	case cfg.ShutdownTimeout < 0:
+		return fmt.Errorf("handoff: RunConfig.ShutdownTimeout must not be negative, got %v", cfg.ShutdownTimeout)
+	case cfg.Activation && cfg.Path == "":
+		return errors.New("handoff: Config.Activation needs a Config.Path")
+	}
+	return nil
+}
+
+// copyServer returns a new http.Server with the exported fields of hs.
+// Reflection copies the fields a later Go release adds, too.
+func copyServer(hs *http.Server) *http.Server {
+	c := new(http.Server)
+	src, dst := reflect.ValueOf(hs).Elem(), reflect.ValueOf(c).Elem()
+	for i := range src.NumField() {
+		if src.Type().Field(i).IsExported() {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+	return c
+}
+
+// generation is the socket Run serves on and the handoff it came from,
+// if any.
+type generation struct {
+	ln     net.Listener
+	origin origin
+	h      *Handoff // nil without a Path
+}
+
+// startGeneration starts the handoff, if cfg has a Path, and listens.
+func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, network, address string) (*generation, error) {
 	if cfg.Path == "" {
 		lc := cfg.ListenConfig
 		if lc == nil {
 			lc = new(reuseport.ListenConfig)
 		}
-		var err error
-		if ln, err = lc.Listen(ctx, network, address); err != nil {
-			return err
-		}
-		sock = Socket{Network: network, Addr: ln.Addr(), Origin: Fresh}
-	} else {
-		h, err := Start(ctx, cfg)
+		ln, err := lc.Listen(ctx, network, address)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		// Stops answering on Path if no successor took over; the listener
-		// itself is closed by the shutdown.
-		defer h.Close()
-		if ln, err = h.Listen(network, address); err != nil {
-			return err
-		}
-		socks := h.Sockets()
-		sock = socks[len(socks)-1]
-		ready, successor = h.readyInner, h.Done()
+		// As Handoff.Listen logs it.
+		log.Info("handoff: listening", "network", network, "addr", ln.Addr(), "origin", fresh)
+		return &generation{ln: ln, origin: fresh}, nil
 	}
-
-	dl := drain.NewListener(ln)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(dl) }()
-
-	var errs []error
-	if err := ready(); err != nil {
-		// The predecessor goes on serving; what this process accepted
-		// meanwhile still gets its answer below.
-		errs = append(errs, edgeError(err))
-		logf("taking over from the predecessor failed: %v", err)
-	} else {
-		logf("serving %s %v (%v socket)", sock.Network, sock.Addr, sock.Origin)
-		if cfg.OnReady != nil {
-			cfg.OnReady(sock)
-		}
-		select {
-		case err := <-served:
-			served <- err // read again below
-			logf("shutting down: Serve returned: %v", err)
-		case <-ctx.Done():
-			logf("shutting down: %v", context.Cause(ctx))
-		case <-successor:
-			logf("shutting down: a successor took over the socket")
-		}
+	cfg.Logger = log
+	h, err := Start(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
-
-	timeout := cfg.ShutdownTimeout
-	if timeout == 0 {
-		timeout = DefaultShutdownTimeout
+	ln, err := h.Listen(ctx, network, address)
+	if err != nil {
+		return nil, errors.Join(err, h.Close())
 	}
+	return &generation{ln: ln, origin: h.lastOrigin(), h: h}, nil
+}
+
+func (g *generation) ready() error {
+	if g.h == nil {
+		return nil
+	}
+	return g.h.readyInner()
+}
+
+// successor is closed once a successor serves; nil (never ready) without
+// a handoff.
+func (g *generation) successor() <-chan struct{} {
+	if g.h == nil {
+		return nil
+	}
+	return g.h.Done()
+}
+
+// close stops answering on Path if no successor took over; the listener
+// itself is closed by the shutdown.
+func (g *generation) close() error {
+	if g.h == nil {
+		return nil
+	}
+	return g.h.Close()
+}
+
+// waitForStop waits for a reason to stop: Serve returned, ctx ended, or a
+// successor took over.
+func waitForStop(ctx context.Context, log *slog.Logger, served chan error, successor <-chan struct{}) {
+	select {
+	case err := <-served:
+		served <- err // read again by stopServing
+		log.Warn("handoff: shutting down: Serve returned", "err", err)
+	case <-ctx.Done():
+		log.Info("handoff: shutting down: the context ended", "cause", context.Cause(ctx))
+	case <-successor:
+		log.Info("handoff: shutting down: a successor took over the socket")
+	}
+}
+
+// stopServing closes the listener, stops srv gracefully within timeout,
+// and collects what Serve returned.
+func stopServing(ctx context.Context, timeout time.Duration, dl *drain.Listener, srv Server, served chan error) error {
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	dl.Close()
@@ -170,25 +255,45 @@ func Run(ctx context.Context, cfg Config, network, address string, srv Server) e
 	if err == nil {
 		err = srv.Shutdown(stopCtx)
 	}
+	var errs []error
 	if err != nil {
-		if c, ok := srv.(io.Closer); ok {
-			c.Close()
-		}
-		errs = append(errs, fmt.Errorf("handoff: graceful stop did not finish within Config.ShutdownTimeout (%v); connections still open were closed: %w", timeout, err))
+		errs = append(errs, stopError(stopCtx, timeout, srv, err))
 	}
-	// Serve returned when the listener stopped, or at the latest when
-	// Shutdown did; look before waiting, as stopCtx may have ended.
+	return errors.Join(append(errs, serveResult(stopCtx, timeout, served))...)
+}
+
+// stopError says why the graceful stop failed, after closing srv if it
+// can be closed. It speaks of a timeout only if stopCtx's deadline passed.
+func stopError(stopCtx context.Context, timeout time.Duration, srv Server, err error) error {
+	if errors.Is(stopCtx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("handoff: graceful stop did not finish within RunConfig.ShutdownTimeout (%v): %w", timeout, err)
+	} else {
+		err = fmt.Errorf("handoff: graceful stop failed: %w", err)
+	}
+	if c, ok := srv.(io.Closer); ok {
+		if cerr := c.Close(); cerr != nil {
+			return errors.Join(err, fmt.Errorf("handoff: closing the server: %w", cerr))
+		}
+	}
+	return err
+}
+
+// serveResult returns what Serve returned, unless that only says it was
+// stopped. Serve returned when the listener closed, or at the latest when
+// Shutdown did; look before waiting, as stopCtx may have ended.
+func serveResult(stopCtx context.Context, timeout time.Duration, served chan error) error {
+	var err error
 	select {
 	case err = <-served:
 	default:
 		select {
 		case err = <-served:
 		case <-stopCtx.Done():
-			err = fmt.Errorf("handoff: Serve had not returned %v after the listener closed", timeout)
+			return fmt.Errorf("handoff: Serve had not returned %v after the listener closed", timeout)
 		}
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
-		errs = append(errs, err)
+		return err
 	}
-	return errors.Join(errs...)
+	return nil
 }

@@ -24,17 +24,17 @@ const runWait = 10 * time.Second
 
 // generation is one Run of a server in a goroutine.
 type generation struct {
-	ready chan handoff.Socket
+	ready chan net.Addr
 	done  chan struct{} // closed when Run has returned err
 	err   error
 	stop  context.CancelFunc
 }
 
-func runGeneration(t *testing.T, cfg handoff.Config, srv handoff.Server) *generation {
+func runGeneration(t *testing.T, cfg handoff.RunConfig, srv handoff.Server) *generation {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &generation{ready: make(chan handoff.Socket, 1), done: make(chan struct{}), stop: cancel}
-	cfg.OnReady = func(s handoff.Socket) { g.ready <- s }
+	g := &generation{ready: make(chan net.Addr, 1), done: make(chan struct{}), stop: cancel}
+	cfg.OnReady = func(a net.Addr) { g.ready <- a }
 	go func() {
 		defer close(g.done)
 		g.err = handoff.Run(ctx, cfg, "tcp", "127.0.0.1:0", srv)
@@ -50,7 +50,7 @@ func runGeneration(t *testing.T, cfg handoff.Config, srv handoff.Server) *genera
 	return g
 }
 
-func (g *generation) waitReady(t *testing.T) handoff.Socket {
+func (g *generation) waitReady(t *testing.T) net.Addr {
 	t.Helper()
 	select {
 	case s := <-g.ready:
@@ -116,20 +116,21 @@ func (k *keepAlive) post() (body string, closing bool, err error) {
 // when the successor took over, still has its next request answered.
 func TestRunHandsOver(t *testing.T) {
 	path := sockPath(t)
-	first := runGeneration(t, handoff.Config{Path: path, Logf: newLog(t, "first").logf}, helloServer("first"))
-	s1 := first.waitReady(t)
-	if s1.Origin != handoff.Fresh {
-		t.Errorf("first generation's socket is %v, want fresh", s1.Origin)
+	log1, log2 := newLog(t, "first"), newLog(t, "second")
+	first := runGeneration(t, handoff.RunConfig{Config: handoff.Config{Path: path, Logger: log1.logger()}}, helloServer("first"))
+	a1 := first.waitReady(t)
+	if !log1.contains(`msg="handoff: serving"`, "addr="+a1.String(), "origin=fresh") {
+		t.Errorf("first generation logged no fresh socket serving on %v", a1)
 	}
-	ka := dialKeepAlive(t, s1.Addr)
+	ka := dialKeepAlive(t, a1)
 	if body, closing, err := ka.post(); err != nil || body != "first" || closing {
 		t.Fatalf("request before the handoff: %q closing=%v %v", body, closing, err)
 	}
 
-	second := runGeneration(t, handoff.Config{Path: path, Logf: newLog(t, "second").logf}, helloServer("second"))
-	s2 := second.waitReady(t)
-	if s2.Origin != handoff.Inherited || s2.Addr.String() != s1.Addr.String() {
-		t.Errorf("second generation serves %v (%v), want %v inherited", s2.Addr, s2.Origin, s1.Addr)
+	second := runGeneration(t, handoff.RunConfig{Config: handoff.Config{Path: path, Logger: log2.logger()}}, helloServer("second"))
+	a2 := second.waitReady(t)
+	if a2.String() != a1.String() || !log2.contains(`msg="handoff: serving"`, "addr="+a1.String(), "origin=inherited") {
+		t.Errorf("second generation serves %v, want %v, inherited (see its log)", a2, a1)
 	}
 	// The first drains: its idle connection is kept for the grace, and its
 	// next request answered with Connection: close. The successor is ready
@@ -153,7 +154,7 @@ func TestRunHandsOver(t *testing.T) {
 	if err := first.wait(t); err != nil {
 		t.Fatalf("first generation: Run returned %v, want nil after a successor took over", err)
 	}
-	if body, _, err := dialKeepAlive(t, s1.Addr).post(); err != nil || body != "second" {
+	if body, _, err := dialKeepAlive(t, a1).post(); err != nil || body != "second" {
 		t.Fatalf("request after the handoff: %q %v", body, err)
 	}
 	second.stop()
@@ -237,8 +238,8 @@ func TestRunWaitsForTheServerToTakeEveryConnection(t *testing.T) {
 	}
 
 	srv := newLateServer(delay)
-	g := runGeneration(t, handoff.Config{}, srv)
-	addr := g.waitReady(t).Addr
+	g := runGeneration(t, handoff.RunConfig{}, srv)
+	addr := g.waitReady(t)
 	got := make(chan string, 1)
 	go func() { b, err := read(addr); got <- fmt.Sprint(b, err) }()
 	<-srv.accepted
@@ -291,18 +292,25 @@ func acceptAll(ln net.Listener) error {
 
 func TestRunErrors(t *testing.T) {
 	t.Run("nil server", func(t *testing.T) {
-		if err := handoff.Run(context.Background(), handoff.Config{}, "tcp", "127.0.0.1:0", nil); err == nil {
+		if err := handoff.Run(context.Background(), handoff.RunConfig{}, "tcp", "127.0.0.1:0", nil); err == nil {
 			t.Error("Run accepted a nil Server")
 		}
 	})
 	t.Run("negative timeout", func(t *testing.T) {
-		err := handoff.Run(context.Background(), handoff.Config{ShutdownTimeout: -time.Second}, "tcp", "127.0.0.1:0", helloServer(""))
+		err := handoff.Run(context.Background(), handoff.RunConfig{ShutdownTimeout: -time.Second}, "tcp", "127.0.0.1:0", helloServer(""))
 		if err == nil || !strings.Contains(err.Error(), "ShutdownTimeout") {
 			t.Errorf("Run with a negative ShutdownTimeout returned %v", err)
 		}
 	})
+	t.Run("activation without a path", func(t *testing.T) {
+		cfg := handoff.RunConfig{Config: handoff.Config{Activation: true}}
+		err := handoff.Run(context.Background(), cfg, "tcp", "127.0.0.1:0", helloServer(""))
+		if err == nil || !strings.Contains(err.Error(), "Activation") {
+			t.Errorf("Run with Activation and no Path returned %v", err)
+		}
+	})
 	t.Run("bad address", func(t *testing.T) {
-		err := handoff.Run(context.Background(), handoff.Config{}, "tcp", "127.0.0.1:99999", helloServer(""))
+		err := handoff.Run(context.Background(), handoff.RunConfig{}, "tcp", "127.0.0.1:99999", helloServer(""))
 		var opErr *net.OpError
 		if !errors.As(err, &opErr) {
 			t.Errorf("Run on a bad address returned %v, want a *net.OpError", err)
@@ -314,7 +322,7 @@ func TestRunErrors(t *testing.T) {
 			serve:    func(ln net.Listener) error { return boom },
 			shutdown: func(context.Context) error { return nil },
 		}
-		err := handoff.Run(context.Background(), handoff.Config{}, "tcp", "127.0.0.1:0", srv)
+		err := handoff.Run(context.Background(), handoff.RunConfig{}, "tcp", "127.0.0.1:0", srv)
 		if !errors.Is(err, boom) {
 			t.Errorf("Run returned %v, want Serve's error", err)
 		}
@@ -328,7 +336,7 @@ func TestRunErrors(t *testing.T) {
 			},
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		cfg := handoff.Config{ShutdownTimeout: 50 * time.Millisecond, OnReady: func(handoff.Socket) { cancel() }}
+		cfg := handoff.RunConfig{ShutdownTimeout: 50 * time.Millisecond, OnReady: func(net.Addr) { cancel() }}
 		err := handoff.Run(ctx, cfg, "tcp", "127.0.0.1:0", srv)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Run returned %v, want an error wrapping %v", err, context.DeadlineExceeded)
@@ -342,7 +350,7 @@ func TestRunErrors(t *testing.T) {
 		if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		err := handoff.Run(context.Background(), handoff.Config{Path: path}, "tcp", "127.0.0.1:0", helloServer(""))
+		err := handoff.Run(context.Background(), handoff.RunConfig{Config: handoff.Config{Path: path}}, "tcp", "127.0.0.1:0", helloServer(""))
 		if err == nil {
 			t.Error("Run with a Path that is a regular file returned nil")
 		}

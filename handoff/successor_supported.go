@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -33,8 +34,7 @@ func (h *Handoff) start(ctx context.Context) error {
 		return fmt.Errorf("Config.Path %q is too long: a unix socket path must stay under %d bytes, including the 4 of %q",
 			h.cfg.Path, limit, ".new")
 	}
-	h.activate()
-	lock, err := acquireLock(ctx, h.lockPath(), h.cfg.Timeout, h.logf)
+	lock, err := acquireLock(ctx, h.lockPath(), h.cfg.Timeout, h.log)
 	if err == nil {
 		h.sys.lock = lock
 		err = h.inherit(ctx)
@@ -44,6 +44,11 @@ func (h *Handoff) start(ctx context.Context) error {
 		h.closeCandidates(h.offered, "unused")
 		return err
 	}
+	// Last, so that a Start that fails leaves systemd's sockets and
+	// variables as it found them.
+	if h.cfg.Activation {
+		h.activate()
+	}
 	return nil
 }
 
@@ -52,7 +57,7 @@ func (h *Handoff) start(ctx context.Context) error {
 // own socket. The kernel drops the lock when the holder dies. The file is
 // never removed, since a process could then lock a file another has
 // already replaced.
-func acquireLock(ctx context.Context, path string, timeout time.Duration, logf func(string, ...any)) (*os.File, error) {
+func acquireLock(ctx context.Context, path string, timeout time.Duration, log *slog.Logger) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
@@ -70,7 +75,7 @@ func acquireLock(ctx context.Context, path string, timeout time.Duration, logf f
 			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
 		}
 		if !logged {
-			logf("waiting for the process that holds %s, another successor", path)
+			log.Info("handoff: waiting for another successor, which holds the lock", "lock", path)
 			logged = true
 		}
 		select {
@@ -111,7 +116,7 @@ func (h *Handoff) inherit(ctx context.Context) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, unix.ENOENT):
-		h.logf("no predecessor: %s does not exist", path)
+		h.log.Info("handoff: no predecessor: Path does not exist", "path", path)
 		return nil
 	case errors.Is(err, unix.ECONNREFUSED):
 		// Left by a process that died; Ready renames over it. Anything
@@ -123,7 +128,7 @@ func (h *Handoff) inherit(ctx context.Context) error {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return fmt.Errorf("%s is not a unix socket but %v; refusing to replace it", path, fi.Mode().Type())
 		}
-		h.logf("no predecessor: nothing answers on %s, left by a process that has exited", path)
+		h.log.Info("handoff: no predecessor: nothing answers on Path, left by a process that has exited", "path", path)
 		return nil
 	default:
 		return err
@@ -149,13 +154,13 @@ func (h *Handoff) inherit(ctx context.Context) error {
 	}
 	if err != nil {
 		uc.Close()
-		h.logf("binding fresh sockets: no sockets from the process on %s, which keeps serving if it is alive: %v", path, err)
+		h.log.Warn("handoff: binding fresh sockets: no sockets from the process on Path, which keeps serving if it is alive", "path", path, "err", err)
 		return nil
 	}
 	uc.SetDeadline(time.Time{})
 	h.sys.pred, h.sys.predPID = w, o.pid
-	h.offered = append(cands, h.offered...) // inherited sockets come first
-	h.logf("received %d sockets from predecessor pid %d", len(cands), o.pid)
+	h.offered = cands // activated sockets, if any, come after these
+	h.log.Info("handoff: received sockets from the predecessor", "count", len(cands), "predecessor_pid", o.pid)
 	return nil
 }
 
@@ -226,7 +231,7 @@ func receive(w *wire, lo, hi uint16) (offer, []*candidate, error) {
 			closeAll(cands)
 			return offer{}, nil, err
 		}
-		cands = append(cands, &candidate{file: os.NewFile(uintptr(fd), got.String()), info: got, origin: Inherited})
+		cands = append(cands, &candidate{file: os.NewFile(uintptr(fd), got.String()), info: got, origin: inherited})
 	}
 	return o, cands, nil
 }
@@ -261,12 +266,12 @@ func (h *Handoff) ready() error {
 		err := pred.writeFrame(msgReady, nil, -1)
 		pred.conn.Close()
 		if err != nil {
-			h.logf("could not tell predecessor pid %d to stop accepting; it serves until it exits: %v", pid, err)
+			h.log.Warn("handoff: could not tell the predecessor to stop accepting; it serves until it exits", "predecessor_pid", pid, "err", err)
 		} else {
-			h.logf("serving on %s; predecessor pid %d told to stop accepting", h.cfg.Path, pid)
+			h.log.Info("handoff: answering successors on Path; predecessor told to stop accepting", "path", h.cfg.Path, "predecessor_pid", pid)
 		}
 	} else {
-		h.logf("serving on %s", h.cfg.Path)
+		h.log.Info("handoff: answering successors on Path", "path", h.cfg.Path)
 	}
 	lock.Close() // lets the next successor in
 	return nil

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/internal/testenv"
 )
 
@@ -100,7 +99,7 @@ func TestOtherUser(t *testing.T) {
 
 	s := start(t, path, newLog(t, "succ"))
 	listen(t, s, "tcp", ln.Addr().String())
-	wantOrigins(t, s, handoff.Inherited)
+	wantOrigins(t, s, "inherited")
 	ready(t, s)
 	waitDone(t, p)
 }

@@ -266,11 +266,11 @@ func TestHandoffReplacesServer(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "w1.sock")
 	first := startServer(t, "-addr", "127.0.0.1:0", "-handoff", path)
-	if !strings.Contains(first.Log.String(), "socket: fresh") {
+	if servercmdtest.Listened(first.Log.String(), "fresh") == 0 {
 		t.Errorf("the first copy does not say its socket is fresh:\n%s", first.Log)
 	}
 	second := startServer(t, "-addr", first.Addr, "-handoff", path)
-	if !strings.Contains(second.Log.String(), "socket: inherited") {
+	if servercmdtest.Listened(second.Log.String(), "inherited") == 0 {
 		t.Errorf("the successor does not say it inherited its socket:\n%s", second.Log)
 	}
 	select {

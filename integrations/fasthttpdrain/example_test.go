@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -23,14 +24,14 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "fasthttpdrain") // a directory only this user can write, such as /run/myserver
 	defer os.RemoveAll(dir)
 	ctx, stop := context.WithCancel(context.Background())
-	onReady := func(s handoff.Socket) {
-		_, body, _ := fasthttp.Get(nil, "http://"+s.Addr.String()+"/")
+	onReady := func(addr net.Addr) {
+		_, body, _ := fasthttp.Get(nil, "http://"+addr.String()+"/")
 		fmt.Print(string(body))
 		stop()
 	}
 
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.WriteString("hello\n") }}
-	cfg := handoff.Config{Path: filepath.Join(dir, "w1.sock"), OnReady: onReady}
+	cfg := handoff.RunConfig{Config: handoff.Config{Path: filepath.Join(dir, "w1.sock")}, OnReady: onReady}
 	if err := handoff.Run(ctx, cfg, "tcp", "127.0.0.1:0", fasthttpdrain.NewServer(srv)); err != nil {
 		log.Fatal(err)
 	}

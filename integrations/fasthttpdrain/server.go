@@ -23,30 +23,31 @@ type Server struct {
 	// IdleGrace is how long Shutdown keeps open a connection that is idle
 	// in keep-alive, counted from its last response, so that a client
 	// that reuses it in that time gets its answer (with
-	// "Connection: close"). Zero means DefaultIdleGrace. Set it before
-	// calling Shutdown.
+	// "Connection: close"). Zero means 2 seconds. Set it before calling
+	// Shutdown.
 	IdleGrace time.Duration
 
 	srv  *fasthttp.Server
 	core *lameduck.Server
 }
 
-// DefaultIdleGrace is how long [Server.Shutdown] keeps a connection open
-// that is idle in keep-alive, when [Server.IdleGrace] is zero.
-const DefaultIdleGrace = 2 * time.Second
+// defaultIdleGrace is what a zero Server.IdleGrace means.
+const defaultIdleGrace = 2 * time.Second
 
-// NewServer prepares srv to drain. Call it before serving, once srv's
-// Handler and ConnState are set: it wraps srv.Handler with one that asks
-// fasthttp to close the connection after its response once Shutdown has
-// begun, and installs a ConnState hook that calls the one srv had, if any.
-// Do not replace either afterwards.
+// NewServer prepares srv to drain, and CHANGES srv: it replaces
+// srv.Handler and srv.ConnState, for good. The new Handler calls the old
+// one and asks fasthttp to close the connection after its response once
+// Shutdown has begun; the new ConnState hook calls the one srv had, if
+// any. Call it before serving, once srv's Handler and ConnState are set,
+// do not replace either afterwards, and call it once per srv: srv belongs
+// to the returned Server.
 func NewServer(srv *fasthttp.Server) *Server {
 	s := &Server{
 		srv: srv,
 		// fasthttp hides a connection in a wrapper of its own, without a
 		// NetConn method, to count connections per IP address.
 		core: lameduck.NewServer(lameduck.Config{
-			DefaultGrace: DefaultIdleGrace,
+			DefaultGrace: defaultIdleGrace,
 			ByAddr:       func() bool { return srv.MaxConnsPerIP > 0 },
 		}),
 	}

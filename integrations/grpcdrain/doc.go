@@ -3,7 +3,8 @@
 //
 //	s := grpc.NewServer()
 //	healthpb.RegisterHealthServer(s, health.NewServer())
-//	err := handoff.Run(ctx, handoff.Config{Path: path}, "tcp", addr, grpcdrain.NewServer(s))
+//	cfg := handoff.RunConfig{Config: handoff.Config{Path: path}}
+//	err := handoff.Run(ctx, cfg, "tcp", addr, grpcdrain.NewServer(s))
 //
 // # Why the barrier matters
 //

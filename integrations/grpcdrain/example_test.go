@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -32,12 +33,12 @@ func Example() {
 
 	s := grpc.NewServer()
 	healthpb.RegisterHealthServer(s, health.NewServer())
-	err = handoff.Run(ctx, handoff.Config{
-		Path: filepath.Join(dir, "grpc.sock"),
-		OnReady: func(sock handoff.Socket) {
+	err = handoff.Run(ctx, handoff.RunConfig{
+		Config: handoff.Config{Path: filepath.Join(dir, "grpc.sock")},
+		OnReady: func(addr net.Addr) {
 			go func() {
 				defer cancel()
-				fmt.Println(healthOf(sock.Addr.String()))
+				fmt.Println(healthOf(addr.String()))
 			}()
 		},
 	}, "tcp", "127.0.0.1:0", grpcdrain.NewServer(s))

@@ -2,7 +2,9 @@ package grpcdrain
 
 import (
 	"context"
+	"errors"
 	"net"
+	"sync"
 
 	"google.golang.org/grpc"
 
@@ -14,6 +16,9 @@ import (
 // when the graceful stop runs out of time.
 type Server struct {
 	s *grpc.Server
+
+	mu       sync.Mutex
+	closeErr []error // what closing the listeners returned; Stop drops it
 }
 
 var _ handoff.Server = (*Server)(nil)
@@ -24,7 +29,27 @@ func NewServer(s *grpc.Server) *Server { return &Server{s: s} }
 // Serve calls [grpc.Server.Serve]. It returns nil if the server was
 // stopped first, else the error that made Accept fail: one that wraps
 // [net.ErrClosed] once [handoff.Run] has stopped the listener.
-func (srv *Server) Serve(ln net.Listener) error { return srv.s.Serve(ln) }
+func (srv *Server) Serve(ln net.Listener) error {
+	return srv.s.Serve(&listener{Listener: ln, srv: srv})
+}
+
+// listener keeps the error of Close, which grpc.Server ignores, for
+// [Server.Close] to report.
+type listener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l *listener) Close() error {
+	err := l.Listener.Close()
+	// Closed already, by handoff.Run for one: nothing failed.
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		l.srv.mu.Lock()
+		l.srv.closeErr = append(l.srv.closeErr, err)
+		l.srv.mu.Unlock()
+	}
+	return err
+}
 
 // Shutdown stops the server gracefully with [grpc.Server.GracefulStop]: it
 // stops accepting, sends GOAWAY on every connection, and waits for the RPCs
@@ -54,8 +79,13 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 
 // Close stops the server at once with [grpc.Server.Stop]: it closes the
 // listeners and every connection, and cancels the RPCs in progress. It
-// always returns nil.
+// returns the errors of closing the listeners Serve was given (one already
+// closed is no error), which Stop itself drops.
 func (srv *Server) Close() error {
 	srv.s.Stop()
-	return nil
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	err := errors.Join(srv.closeErr...)
+	srv.closeErr = nil
+	return err
 }

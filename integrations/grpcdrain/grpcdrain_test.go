@@ -350,3 +350,41 @@ func TestGracefulStopDropsHeldConnection(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+// failingCloseListener is a listener whose Close fails; accepting is
+// closed once Serve has called Accept.
+type failingCloseListener struct {
+	net.Listener
+	err       error
+	once      sync.Once
+	accepting chan struct{}
+}
+
+func (l *failingCloseListener) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.accepting) })
+	return l.Listener.Accept()
+}
+
+func (l *failingCloseListener) Close() error {
+	l.Listener.Close()
+	return l.err
+}
+
+// TestCloseReportsErrors: Close reports a listener that failed to close,
+// which grpc.Server.Stop itself ignores.
+func TestCloseReportsErrors(t *testing.T) {
+	broken := errors.New("close is broken")
+	srv := grpcdrain.NewServer(grpc.NewServer())
+	ln := &failingCloseListener{Listener: listen(t), err: broken, accepting: make(chan struct{})}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	<-ln.accepting
+	if err := srv.Close(); !errors.Is(err, broken) {
+		t.Errorf("Close returned %v, want an error wrapping %v", err, broken)
+	}
+	select {
+	case <-served:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after Close")
+	}
+}

@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -210,21 +212,50 @@ func MigrationNote() string {
 	return "tcp_migrate_req=0 or absent: a copy that exits without handing off its socket resets the connections queued on it (sysctl net.ipv4.tcp_migrate_req=1 moves them to another copy instead, on Linux 5.14 and later)"
 }
 
-// HandoffConfig is the handoff.Config a command runs with: the path and
-// timeout of f, log lines through logger, and, once it serves, the line
-// "listening on ADDR (reuseport: …; shutdown: MODE; socket: ORIGIN)", which
-// tests and supervisors wait for. A command that calls handoff.Run (or
-// handoff.Start) itself, for another network or a way of stopping of its
-// own, starts from it.
-func (f Flags) HandoffConfig(logger *log.Logger) handoff.Config {
-	return handoff.Config{
-		Path:            f.Handoff, // "" for none: a fresh socket, and only a signal stops it
+// HandoffConfig is the handoff.RunConfig a command runs with: the path
+// and timeout of f, systemd socket activation with a path, records through [Slog] of logger (among them, once it
+// serves, "handoff: serving" with the socket's origin=fresh, inherited or
+// activated), and, once it serves, the line "listening on ADDR
+// (reuseport: …; shutdown: MODE)", which tests and supervisors wait for. A
+// command that calls handoff.Run (or handoff.Start) itself, for another
+// network or a way of stopping of its own, starts from it.
+func (f Flags) HandoffConfig(logger *log.Logger) handoff.RunConfig {
+	return handoff.RunConfig{
+		Config: handoff.Config{
+			Path: f.Handoff, // "" for none: a fresh socket, and only a signal stops it
+			// The commands are meant for systemd units, socket-activated
+			// ones among them (examples/systemd): with a handoff, they take
+			// the sockets systemd passes. Activation needs a Path.
+			Activation: f.Handoff != "",
+			Logger:     Slog(logger),
+		},
 		ShutdownTimeout: f.ShutdownTimeout,
-		Logf:            logger.Printf,
-		OnReady: func(s handoff.Socket) {
-			logger.Printf("listening on %s (reuseport: %v; shutdown: %s; socket: %v)", s.Addr, reuseport.Capabilities(), f.Shutdown, s.Origin)
+		OnReady: func(addr net.Addr) {
+			logger.Printf("listening on %s (reuseport: %v; shutdown: %s)", addr, reuseport.Capabilities(), f.Shutdown)
 		},
 	}
+}
+
+// Slog returns a *slog.Logger whose records are text lines written through
+// logger, so that they carry its prefix, without a time.
+func Slog(logger *log.Logger) *slog.Logger {
+	return slog.New(slog.NewTextHandler(logWriter{logger}, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+// logWriter writes each record the text handler makes, in one Write, as
+// a line of l.
+type logWriter struct{ l *log.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Print(string(p))
+	return len(p), nil
 }
 
 // Serve is the life of one generation of a command's server: it logs

@@ -192,7 +192,7 @@ func runCrashes(t *testing.T, migrate string, activated bool) *rolling.Result {
 		// Every generation must have served the parent's socket: a
 		// fresh one would join the group and hide what is measured.
 		started := strings.Count(log.String(), servercmdtest.ReadyLine)
-		if n := strings.Count(log.String(), "socket: activated"); n != started || n < workers {
+		if n := servercmdtest.Listened(log.String(), "activated"); n != started || n < workers {
 			t.Errorf("%d of %d servers served an activated socket:\n%s", n, started, log)
 		}
 	}
@@ -354,7 +354,7 @@ func startWorker(t *testing.T, addr, path string, socket *os.File) *servercmdtes
 		return start(t, args...)
 	}
 	s := servercmdtest.Start(t, activatedCommand(socket, "", args...))
-	if !strings.Contains(s.Log.String(), "socket: activated") {
+	if servercmdtest.Listened(s.Log.String(), "activated") == 0 {
 		t.Fatalf("server did not serve the socket it was passed:\n%s", s.Log)
 	}
 	return s

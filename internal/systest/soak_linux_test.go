@@ -2,8 +2,10 @@ package systest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -155,18 +157,19 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 	hello := helloFrame()
 	abort := []func() error{
 		func() error { // a successor that takes the sockets, then dies before Ready
-			h, err := handoff.Start(t.Context(), handoff.Config{Path: path, Timeout: 2 * time.Second})
+			var log bytes.Buffer
+			h, err := handoff.Start(t.Context(), handoff.Config{Path: path, Timeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 			if err != nil {
 				return err
 			}
 			defer h.Close()
-			ln, err := h.Listen("tcp", s.Addr)
+			ln, err := h.Listen(t.Context(), "tcp", s.Addr)
 			if err != nil {
 				return err
 			}
 			ln.Close() // a copy: the server's own stays open
-			if o := h.Sockets()[0].Origin; o != handoff.Inherited {
-				return fmt.Errorf("the successor's socket is %v, want inherited from the server", o)
+			if servercmdtest.Listened(log.String(), "inherited") != 1 {
+				return fmt.Errorf("the successor's socket is not inherited from the server:\n%s", &log)
 			}
 			return nil
 		},
@@ -216,7 +219,7 @@ func TestSoakAbortedHandoffs(t *testing.T) {
 		t.Errorf("the server's RSS grew from %d KiB halfway to %d KiB, more than 4 MiB plus 64 bytes a round: something leaks with each aborted handoff", rssHalf, rss)
 	}
 	next := start(t, "-addr", s.Addr, "-handoff", path, "-shutdown-timeout", "5s")
-	if !strings.Contains(next.Log.String(), "socket: inherited") {
+	if servercmdtest.Listened(next.Log.String(), "inherited") == 0 {
 		t.Errorf("the successor did not inherit the socket:\n%s", next.Log)
 	}
 	select {

@@ -35,7 +35,7 @@ func TestHandoffKeepsKeepAlive(t *testing.T) {
 	}
 
 	second := startServer(t, "-addr", first.Addr, "-handoff", path)
-	if !strings.Contains(second.Log.String(), "socket: inherited") {
+	if servercmdtest.Listened(second.Log.String(), "inherited") == 0 {
 		t.Errorf("the successor does not say it inherited its socket:\n%s", second.Log)
 	}
 	// The first copy drains, and keeps the idle connection open for the

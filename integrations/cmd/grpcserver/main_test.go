@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +48,7 @@ func TestHandoffReplacesServer(t *testing.T) {
 	if second.Addr != first.Addr {
 		t.Errorf("the successor listens on %s, want the predecessor's %s", second.Addr, first.Addr)
 	}
-	if !strings.Contains(second.Log.String(), "socket: inherited") {
+	if servercmdtest.Listened(second.Log.String(), "inherited") == 0 {
 		t.Errorf("the successor did not inherit the socket:\n%s", second.Log)
 	}
 	if err := first.Wait(t); err != nil {

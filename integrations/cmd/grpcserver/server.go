@@ -46,10 +46,10 @@ func newServer(pid int) *grpc.Server {
 // server stopped before it closes the listener, and a connection accepted
 // in between, or whose goroutine had not started yet, is closed without
 // an answer: this is what -shutdown graceful shows.
-func runGraceful(ctx context.Context, cfg handoff.Config, addr string, s *grpc.Server) error {
+func runGraceful(ctx context.Context, cfg handoff.RunConfig, addr string, s *grpc.Server) error {
+	log := cfg.Logger
 	var (
 		ln        net.Listener
-		sock      handoff.Socket
 		successor <-chan struct{}
 		err       error
 	)
@@ -58,18 +58,18 @@ func runGraceful(ctx context.Context, cfg handoff.Config, addr string, s *grpc.S
 		if ln, err = reuseport.Listen("tcp", addr); err != nil {
 			return err
 		}
-		sock = handoff.Socket{Network: "tcp", Addr: ln.Addr(), Origin: handoff.Fresh}
+		log.Info("listening", "network", "tcp", "addr", ln.Addr(), "origin", "fresh")
 		go func() { served <- s.Serve(ln) }()
 	} else {
-		h, err := handoff.Start(ctx, cfg)
+		h, err := handoff.Start(ctx, cfg.Config)
 		if err != nil {
 			return err
 		}
 		defer h.Close()
-		if ln, err = h.Listen("tcp", addr); err != nil {
+		// h logs where the socket came from.
+		if ln, err = h.Listen(ctx, "tcp", addr); err != nil {
 			return err
 		}
-		sock = h.Sockets()[0]
 		go func() { served <- s.Serve(ln) }()
 		if err := h.Ready(); err != nil {
 			s.GracefulStop()
@@ -77,15 +77,15 @@ func runGraceful(ctx context.Context, cfg handoff.Config, addr string, s *grpc.S
 		}
 		successor = h.Done()
 	}
-	cfg.OnReady(sock)
+	cfg.OnReady(ln.Addr())
 
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
-		cfg.Logf("shutting down: %v", context.Cause(ctx))
+		log.Info("shutting down", "cause", context.Cause(ctx))
 	case <-successor:
-		cfg.Logf("shutting down: a successor took over the socket")
+		log.Info("shutting down: a successor took over the socket")
 	}
 	stopped := make(chan struct{})
 	go func() {

@@ -72,7 +72,7 @@ func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
 	// so it offers none) and binds its own in newServer.
 	var h *handoff.Handoff
 	if f.Handoff != "" {
-		if h, err = handoff.Start(ctx, handoff.Config{Path: f.Handoff, Logf: logger.Printf}); err != nil {
+		if h, err = handoff.Start(ctx, handoff.Config{Path: f.Handoff, Logger: servercmd.Slog(logger)}); err != nil {
 			return err
 		}
 		defer h.Close() // before Ready, this abandons the handoff and the predecessor keeps serving

@@ -23,6 +23,13 @@ import (
 // servercmd.Flags.HandoffConfig).
 const ReadyLine = "listening on"
 
+// Listened counts the records in log that say a socket came from origin
+// ("fresh", "inherited" or "activated"): one for each socket a server
+// listens on, logged by handoff.Run or handoff.Handoff.Listen.
+func Listened(log, origin string) int {
+	return len(regexp.MustCompile(`msg="handoff: listening" [^\n]*origin=`+regexp.QuoteMeta(origin)+`\b`).FindAllStringIndex(log, -1))
+}
+
 // Timeout bounds each wait of this package: for a server to serve, and for
 // one to exit.
 const Timeout = 10 * time.Second
