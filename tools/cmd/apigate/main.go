@@ -138,7 +138,11 @@ func run(args []string, out io.Writer) error {
 		}
 	}
 	if len(undeclared) == 0 {
-		fmt.Fprintf(out, "API compatible with %s (or every incompatible change declared)\n", *baseline)
+		if len(refused) > 0 {
+			fmt.Fprintf(out, "every incompatible change since %s is declared in CHANGELOG.md\n", *baseline)
+		} else {
+			fmt.Fprintf(out, "API compatible with %s\n", *baseline)
+		}
 		return nil
 	}
 	fmt.Fprintf(out, "\nIncompatible with %s and not declared; if intended, add under [Unreleased] in CHANGELOG.md:\n", *baseline)
