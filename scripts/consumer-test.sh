@@ -66,9 +66,12 @@ go get "github.com/b93f8b21/reuseport/integrations@$version"
 	echo
 	echo 'func main() {}'
 } >main.go
-go build -o /dev/null .
-
+# Report every failure, not only the first.
 fail=0
+if ! go build -o /dev/null .; then
+	echo "FAIL: the consumer does not build"
+	fail=1
+fi
 got=$(go list -m -f '{{.GoVersion}}')
 if [ "$got" != "$consumer_go" ]; then
 	echo "FAIL: depending on reuseport $version raised the consumer's go line from $consumer_go to $got"

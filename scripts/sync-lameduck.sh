@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # sync-lameduck.sh [-check] copies the root module's internal/lameduck into
 # integrations/internal/lameduck. fasthttpdrain needs the same drain that
-# package drain uses, but a module may not import another module's internal
-# packages (it only built because of the replace line in integrations/go.mod,
-# which consumers ignore), so integrations carries a generated copy.
+# package drain uses. The go command lets it import the root module's
+# internal/lameduck (the import paths share the prefix), but that package
+# is outside the root module's compatibility promise: a consumer's build
+# picks the newest root module any dependency asks for, so a change of
+# internal/lameduck in a later root release would break an integrations
+# release that still calls the old one. So integrations carries a
+# generated copy, versioned with it.
 #
 # The non-test .go files are copied, each behind a "Code generated" line, so
 # that nobody edits the copy; the tests stay in the root module, where they
