@@ -103,7 +103,7 @@ func copyRepo(t *testing.T) string {
 		}
 		if d.IsDir() {
 			switch rel {
-			case ".git", "bench", "tools", "api":
+			case ".git", "bench", "tools":
 				return filepath.SkipDir
 			}
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)

@@ -1,7 +1,7 @@
 // Command apigate is the compatibility gate of the published modules: it
 // compares the public API of every package of the root module and of
 // integrations (not internal, not commands) with the baseline of the last
-// release in api/vX.Y.Z/, and fails on an incompatible change that the
+// release in tools/api/vX.Y.Z/, and fails on an incompatible change that the
 // [Unreleased] section of CHANGELOG.md does not declare. Compatible
 // changes (additions) pass and are printed.
 //
@@ -9,11 +9,12 @@
 //	go run ./cmd/apigate -write          # rewrite the newest baseline
 //	go run ./cmd/apigate -write -baseline v0.2.0   # start a new one
 //
-// The baseline is one file per module, api/vX.Y.Z/<last element of the
+// The baseline is one file per module, tools/api/vX.Y.Z/<last element of the
 // module path>.apidiff, in the format that golang.org/x/exp/cmd/apidiff -m
 // -w writes (a zip of the module path and each package's export data), so
-// that `apidiff -m api/v0.1.0/reuseport.apidiff github.com/b93f8b21/reuseport`
-// reads it too.
+// that `apidiff -m tools/api/v0.1.0/reuseport.apidiff github.com/b93f8b21/reuseport`
+// reads it too. It lives in the tools module so that the published zips
+// leave it out.
 //
 // Each change has a key: the package's directory in the repository ("."
 // is written as the package name, reuseport), a dot, and the object as
@@ -69,7 +70,7 @@ var errRefused = errors.New("incompatible API changes not declared in CHANGELOG.
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("apigate", flag.ContinueOnError)
 	repo := fs.String("repo", "..", "the repository checkout")
-	baseline := fs.String("baseline", "", "the baseline version, a directory of api/ (default: the newest there)")
+	baseline := fs.String("baseline", "", "the baseline version, a directory of tools/api/ (default: the newest there)")
 	write := fs.Bool("write", false, "write the current API as the baseline instead of checking")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,7 +79,7 @@ func run(args []string, out io.Writer) error {
 		fs.Usage()
 		return flag.ErrHelp
 	}
-	apiDir := filepath.Join(*repo, "api")
+	apiDir := filepath.Join(*repo, "tools", "api")
 	if *baseline == "" {
 		v, err := newestBaseline(apiDir)
 		if err != nil {
@@ -238,7 +239,7 @@ func declaredKeys(changelog string) (map[string]bool, error) {
 	return keys, sc.Err()
 }
 
-// newestBaseline returns the highest version among the directories of api.
+// newestBaseline returns the highest version among the directories of tools/api.
 func newestBaseline(api string) (string, error) {
 	entries, err := os.ReadDir(api)
 	if err != nil {
