@@ -7,7 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/b93f8b21/reuseport/internal/lameduck"
+	"github.com/b93f8b21/reuseport/integrations/internal/lameduck"
 )
 
 // Server makes a [fasthttp.Server] shut down without dropping requests; see
