@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# ci-go.sh runs the README's test command under another Go release than
-# the machine's, which the go command fetches as a toolchain module through
-# the module proxy the first time (GOTOOLCHAIN):
+# ci-go.sh runs a test command under another Go release than the machine's,
+# which the go command fetches as a toolchain module through the module
+# proxy the first time (GOTOOLCHAIN):
 #
-#	bash scripts/ci-go.sh go1.27.3 'go test -race ./...'
+#	bash scripts/ci-go.sh go1.27.3 'go test -short ./...'
 #
 # As in the first test run of .ci/run, every test runs (-count=1) and one
 # test binary at a time (-p=1). It prints the release that really ran, how

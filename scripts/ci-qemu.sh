@@ -49,35 +49,54 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/testsummary" ./internal/cmd/testsummary
 
-failed=()
-summary=()
+# Build every architecture's test binaries first (the go command keeps both
+# cores busy), then run two architectures at a time: a test binary under
+# qemu-user keeps about one core busy, and the runs are independent.
 for arch in "${arches[@]}"; do
 	begin=$SECONDS
 	# One go command for the three packages: it writes NAME.test for each.
 	mkdir "$work/$arch"
 	CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=7 go test -c -o "$work/$arch/" "${packages[@]}"
-	built=$((SECONDS - begin))
-	status=pass
-	for pkg in "${packages[@]}"; do
+	echo "$arch: built in $((SECONDS - begin))s"
+done
+
+# run_arch ARCH runs the tests of every package for ARCH, appending the
+# report of each to $work/ARCH.out and its summary line, then a line for the
+# architecture, to $work/ARCH.sum.
+run_arch() {
+	local arch=$1 begin=$SECONDS status=pass pkg bin out
+	for pkg in $PACKAGES; do
 		bin=$work/$arch/$(go list -f '{{.Name}}' "$pkg").test
-		label="$arch $pkg"
+		out=$work/$arch.$(basename "$pkg").out
 		# -test.timeout and -test.paniconexit0 as go test passes them; the
 		# timeout also starts the runtime's poller before the first test,
 		# as under go test, which tests that count descriptors rely on.
 		if ! (cd "$pkg" && go tool test2json -p "$pkg" "$bin" -test.v=test2json -test.short \
 			-test.count=1 -test.timeout=10m -test.paniconexit0) |
-			"$work/testsummary" -label "$label" | tee "$work/$arch.summary"; then
-			failed+=("$label")
+			"$work/testsummary" -label "$arch $pkg" >"$out"; then
 			status=FAIL
 		fi
-		summary+=("$(head -1 "$work/$arch.summary")")
+		cat "$out" >>"$work/$arch.out"
+		head -1 "$out" >>"$work/$arch.sum"
 	done
-	summary+=("$arch: $status, built in ${built}s, ran in $((SECONDS - begin - built))s")
+	echo "$arch: $status, ran in $((SECONDS - begin))s" >>"$work/$arch.sum"
+}
+export -f run_arch
+export work PACKAGES="${packages[*]}"
+
+begin=$SECONDS
+printf '%s\n' "${arches[@]}" | xargs -P 2 -I{} bash -c 'run_arch "$1"' _ {}
+failed=()
+for arch in "${arches[@]}"; do
+	cat "$work/$arch.out"
+	grep -q "^$arch: pass," "$work/$arch.sum" || failed+=("$arch")
 done
 
 echo
-echo "qemu-user summary:"
-printf '  %s\n' "${summary[@]}"
+echo "qemu-user summary (runs took $((SECONDS - begin))s, two architectures at a time):"
+for arch in "${arches[@]}"; do
+	sed 's/^/  /' "$work/$arch.sum"
+done
 if [ ${#failed[@]} -gt 0 ]; then
 	printf 'FAILED under qemu: %s\n' "${failed[*]}"
 	exit 1
