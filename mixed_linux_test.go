@@ -15,7 +15,7 @@ import (
 	"github.com/b93f8b21/reuseport/internal/nstest"
 )
 
-// TestDualStackAndIPv4AreTwoGroups checks what the README says about
+// TestDualStackAndIPv4AreTwoGroups checks what docs/design.md says about
 // migrating from a server that listens on 0.0.0.0: a dual-stack "tcp" ":port"
 // listener and a "0.0.0.0:port" one both bind, in either order, but form two
 // groups, and every IPv4 client goes to the IPv4 one; the dual-stack one
@@ -65,7 +65,7 @@ func TestDualStackAndIPv4AreTwoGroups(t *testing.T) {
 	}
 }
 
-// TestUDPBesideReuseAddrOnly checks what the README says about UDP daemons
+// TestUDPBesideReuseAddrOnly checks what docs/design.md says about UDP daemons
 // that set only SO_REUSEADDR, as mDNS responders do and as Go's own
 // net.ListenMulticastUDP does on Linux: a socket of this package cannot
 // bind their port, nor they its port, while two of theirs share one. It
@@ -147,7 +147,7 @@ func TestUDPBesideReuseAddrOnly(t *testing.T) {
 	})
 }
 
-// TestDialFromSharedWildcardPort is the README's snippet: a dialer with
+// TestDialFromSharedWildcardPort is docs/design.md's snippet: a dialer with
 // Control and the address of a "tcp4" ":port" listener as LocalAddr dials
 // out from that port, and the listener keeps accepting. It runs in a
 // private network namespace, where binding the wildcard exposes nothing.

@@ -16,8 +16,8 @@ import (
 // below is then measured on a few hundred flows, a few percent wide.
 const udpFlows = 600
 
-// TestUDPFlowsMoveWhenTheGroupChanges checks what the README's "UDP and
-// QUIC" section says: the kernel hashes each UDP flow (4-tuple) onto the
+// TestUDPFlowsMoveWhenTheGroupChanges checks what docs/quic.md says under
+// "Why UDP needs more than SO_REUSEPORT": the kernel hashes each UDP flow (4-tuple) onto the
 // sockets of a group, so a socket that joins or leaves moves flows that
 // belong to sockets that stay, while a handoff, which passes a socket on
 // without changing the group, moves none and keeps its queued datagrams.

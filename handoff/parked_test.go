@@ -80,7 +80,7 @@ func TestParkedQueueCloseControl(t *testing.T) {
 // the group. Parked (no SYN in flight), every connection is migrated and
 // answered by the survivor; what it does not cover is a connection in the
 // middle of its handshake at the instant of close, which rolling restarts
-// still lose now and then (README's restart table, tcp_migrate_req 1). In
+// still lose now and then (the restart table of docs/restarts.md, tcp_migrate_req 1). In
 // the kernel, reuseport_migrate_sock (net/core/sock_reuseport.c) picks the
 // sibling, for the accept queue from inet_csk_listen_stop and for requests
 // still in their handshake only when their next packet arrives.

@@ -1,8 +1,8 @@
 // Command benchall runs every benchmark of package reuseport and writes
 // BENCHMARKS.md and its figures from one run, so that the ratios it reports
 // were measured side by side on one machine. It is also what makes the
-// restart figures of README.md: the restarts section writes them between
-// README's markers when -out holds a README.md (bench/out/README-restarts.md
+// restart figures of docs/restarts.md: the restarts section writes them
+// between its markers when -out holds docs/restarts.md (bench/out/README-restarts.md
 // always), so that every restart figure of both files comes from one run.
 //
 // Regenerate the committed report, as root (about 20 minutes on 2 cores):

@@ -46,7 +46,7 @@ func TestReadmeFigures(t *testing.T) {
 		}
 	}
 
-	doc, err := os.ReadFile("../../../README.md")
+	doc, err := os.ReadFile("../../../docs/restarts.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ type Scenario struct {
 	// Width, if positive, keeps the run's intervals of that width, for a
 	// figure.
 	Width time.Duration
-	// README marks a row of README.md's restart table rather than of
+	// README marks a row of docs/restarts.md's restart table rather than of
 	// BENCHMARKS.md's.
 	README bool `json:",omitempty"`
 }
