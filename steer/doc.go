@@ -12,12 +12,14 @@
 // # Mechanism
 //
 // Each socket of a [Group] is a [Member] with a random 32-bit id, and every
-// connection ID it issues ([Member.NewConnectionID]) starts with that id.
+// connection ID it issues ([Member.NewConnectionID]) carries that id,
+// hidden by the group's key (see Privacy).
 // The group carries one classic BPF program (SO_ATTACH_REUSEPORT_CBPF),
 // which the kernel runs on every datagram with the data at the UDP payload
 // and whose result picks a socket by its index in the group. The program
 // reads the destination connection ID of a QUIC short or long header,
-// looks its id up in a table of id → index, and steers the packet there.
+// recovers the id with the group's key, looks it up in a table of
+// id → index, and steers the packet there.
 // A client's first flight carries a random connection ID of its own
 // choosing; the program spreads those over the accepting members only, by
 // the first four bytes of that ID, so that each client's retransmissions
@@ -48,15 +50,44 @@
 // # Privileges
 //
 // None beyond binding the port: attaching a classic BPF program to a
-// reuseport group needs no capability (an eBPF SK_REUSEPORT program, as
-// nginx and Envoy use for QUIC, needs CAP_BPF), and the kernel lets only
-// sockets of the same user into a group.
+// reuseport group needs no capability (an eBPF SK_REUSEPORT program, such
+// as nginx's quic_bpf, needs CAP_BPF), and the kernel lets only sockets of
+// the same user into a group.
+//
+// # Privacy
+//
+// RFC 9000 (section 5.1) requires that connection IDs carry nothing that
+// lets an observer correlate them: a client that migrates to a new path
+// uses a new connection ID precisely so that the two paths cannot be
+// linked. A connection ID of a member is therefore never its id in the
+// clear. Bytes 4 to 7 are a random nonce r, and bytes 0 to 3 are the id
+// xor a keyed mixing of r (two rounds of xor, multiplication by an odd key
+// word and a fold of the high bits, which classic BPF can compute); the
+// remaining bytes are random. Across 10,000 connection IDs of one member
+// every byte takes all values, and a group with another key reads other
+// ids from them.
+//
+// The key is [Config.Key], which every process of a group must share.
+// Without one, every process of the host derives the same key from the
+// kernel's random boot id (/proc/sys/kernel/random/boot_id) and the
+// group's port: no coordination is needed, and the key never leaves the
+// host, but any process of the host can compute it, and it changes only
+// with a reboot. A process whose key differs from the group's is logged
+// (probe replies carry a one-byte tag of the key), and the packets of its
+// connections are not steered.
+//
+// The mixing is obfuscation against passive linking, not encryption: an
+// observer who collects many connection IDs of a group and knows the
+// construction may in principle recover the key, as it could not with
+// QUIC-LB's AES-based schemes, which classic BPF cannot compute. The
+// member id says only which socket of the server a connection reached.
+// Use a Config.Key from a secret that rotates if this matters to you.
 //
 // # Limits
 //
 // A socket bound to the port that does not take part (a server that does
 // not use this package) never answers probes. The Group reports it through
-// [Config.Logf] and [Group.Table] as [Silent] and gives it no new
+// [Config.Logger] as silent and gives it no new
 // connections, but the kernel's hash may still send it the packets the
 // program cannot place.
 //
@@ -68,7 +99,7 @@
 // reach one. With a of the group's n sockets answering, all of them miss
 // with probability (1 - a/n)^512: below one in 10^8 while one socket in
 // 28 answers, 3 in 10^4 for one member among 64 sockets. A table found
-// short makes [Group.Join] or [Group.Reconcile] fail ("kept changing"),
+// short makes [Group.Join] or a reconcile fail ("kept changing"),
 // or [Member.Leave] fail, or attach a table that sends the connections of
 // the socket the kernel moves to another socket until the next reconcile.
 //
@@ -98,11 +129,11 @@
 // periodic reconcile comes every 0.75 to 1.25 intervals, so every process
 // has seen the first change by the time of the second.
 //
-// The program holds at most [MaxMembers] members (the kernel runs at most
-// 4096 instructions). Every process of a group must use the same
+// The program holds at most 1000 members (the kernel runs at most 4096
+// instructions). Every process of a group must use the same
 // [Config.CIDLen].
 //
 // Only Linux (4.5 and later) can do this; elsewhere, and under emulators
-// that do not pass the socket option on (qemu-user), [Group.Join] and
-// [Group.Reconcile] return an error that wraps [errors.ErrUnsupported].
+// that do not pass the socket option on (qemu-user), [Group.Join] returns
+// an error that wraps [errors.ErrUnsupported].
 package steer

@@ -1,4 +1,4 @@
 package steer
 
-// Installed exposes Group.installed to the tests of package steer_test.
-func Installed(g *Group, t Table) bool { return g.installed(t) }
+// installedForTest exposes Group.installed to the tests of package steer_test.
+func installedForTest(g *Group, t slotTable) bool { return g.installed(t) }

@@ -1,4 +1,4 @@
-package steer_test
+package steer
 
 import (
 	"crypto/rand"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/steer"
 )
 
 // flows is how many clients (UDP 4-tuples) a test connects: each share
@@ -25,7 +24,7 @@ const flows = 240
 // from the client's number in the datagram's last 4 bytes.
 type server struct {
 	t        *testing.T
-	g        *steer.Group // nil for the control without steering
+	g        *Group // nil for the control without steering
 	addr     *net.UDPAddr
 	socks    map[int]*sock
 	arrivals chan arrival
@@ -34,7 +33,7 @@ type server struct {
 
 type sock struct {
 	conn    *net.UDPConn
-	m       *steer.Member // nil when not steered or not taking part
+	m       *Member // nil when not steered or not taking part
 	stopped chan struct{}
 	probes  chan struct{} // a control packet reached a socket that does not take part
 	mute    atomic.Bool   // drop probes instead of answering them
@@ -45,11 +44,11 @@ type arrival struct{ sock, client int }
 func newServer(t *testing.T, n int, steered bool) *server {
 	t.Helper()
 	if steered {
-		steer.RequireSteering(t)
+		RequireSteering(t)
 	}
 	s := &server{t: t, socks: map[int]*sock{}, arrivals: make(chan arrival, 4*flows)}
 	if steered {
-		s.g = steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: t.Logf})
+		s.g = mustNewGroup(t, Config{ReconcileInterval: -1, Logger: testLogger(t)})
 	}
 	t.Cleanup(func() {
 		if s.g != nil {
@@ -88,10 +87,10 @@ func (s *server) join(i int) {
 }
 
 // joinGroup binds socket i and, unless g is nil, joins it to g.
-func (s *server) joinGroup(i int, g *steer.Group) {
+func (s *server) joinGroup(i int, g *Group) {
 	s.t.Helper()
 	conn := s.bind()
-	var m *steer.Member
+	var m *Member
 	if g != nil {
 		var err error
 		if m, err = g.Join(conn); err != nil {
@@ -107,7 +106,7 @@ func (s *server) bystander(i int) *sock {
 	return s.read(i, s.bind(), nil)
 }
 
-func (s *server) read(i int, conn *net.UDPConn, m *steer.Member) *sock {
+func (s *server) read(i int, conn *net.UDPConn, m *Member) *sock {
 	so := &sock{conn: conn, m: m, stopped: make(chan struct{}), probes: make(chan struct{}, 1)}
 	s.socks[i] = so
 	s.wg.Go(func() {
@@ -124,7 +123,7 @@ func (s *server) read(i int, conn *net.UDPConn, m *steer.Member) *sock {
 			if m != nil && !so.mute.Load() && m.HandleControl(buf[:n], from, conn.WriteTo) {
 				continue
 			}
-			if steer.IsControl(buf[:n]) {
+			if IsControl(buf[:n]) {
 				select {
 				case so.probes <- struct{}{}:
 				default:
@@ -201,12 +200,10 @@ func (s *server) connect(n int) []*conn {
 		dcid := make([]byte, 16)
 		rand.Read(dcid)
 		owner := s.send(c, i, initial(dcid))
-		cid := make([]byte, steer.DefaultCIDLen)
+		cid := make([]byte, defaultCIDLen)
 		rand.Read(cid)
 		if m := s.socks[owner].m; m != nil {
-			if cid, err = m.NewConnectionID(); err != nil {
-				s.t.Fatal(err)
-			}
+			cid = m.NewConnectionID()
 		}
 		cs[i] = &conn{c: c, owner: owner, cid: cid}
 	}

@@ -129,21 +129,21 @@ func TestKernelFacts(t *testing.T) {
 // kernel takes, and that a larger one is refused with an error.
 func TestProgramLimits(t *testing.T) {
 	RequireSteering(t)
-	big := make(Table, MaxMembers)
+	big := make(slotTable, maxMembers)
 	for i := range big {
-		big[i] = Slot{ID: uint32(i + 1), State: Accepting}
+		big[i] = slotInfo{ID: uint32(i + 1), State: stAccepting}
 	}
-	prog, err := program(big, MaxCIDLen)
+	prog, err := program(big, maxCIDLen, key{})
 	if err != nil {
-		t.Fatalf("program for %d members: %v", MaxMembers, err)
+		t.Fatalf("program for %d members: %v", maxMembers, err)
 	}
-	t.Logf("%d members: %d instructions", MaxMembers, len(prog))
+	t.Logf("%d members: %d instructions", maxMembers, len(prog))
 	cs := bpfGroup(t, 1)
 	if err := attachProgram(cs[0], prog); err != nil {
-		t.Fatalf("attaching the program for %d members: %v", MaxMembers, err)
+		t.Fatalf("attaching the program for %d members: %v", maxMembers, err)
 	}
-	if _, err := program(append(big, Slot{ID: 0xabcdef, State: Accepting}), DefaultCIDLen); err == nil {
-		t.Errorf("program for %d members: no error", MaxMembers+1)
+	if _, err := program(append(big, slotInfo{ID: 0xabcdef, State: stAccepting}), defaultCIDLen, key{}); err == nil {
+		t.Errorf("program for %d members: no error", maxMembers+1)
 	}
 }
 
@@ -175,7 +175,7 @@ func TestProberIgnoresSpoofedReplies(t *testing.T) {
 				return
 			}
 			reply := func(slot uint32, nonce uint64, id uint32) []byte {
-				return probeMsg{kind: kindReply, slot: slot, nonce: nonce, id: id, state: Accepting, cidLen: DefaultCIDLen}.marshal()
+				return probeMsg{kind: kindReply, slot: slot, nonce: nonce, id: id, state: stAccepting, cidLen: defaultCIDLen}.marshal()
 			}
 			target.WriteTo(reply(q.slot, q.nonce+1, 0x22222222), from)                              // wrong nonce
 			other.WriteTo(reply(q.slot, q.nonce, 0x33333333), from)                                 // not from the group
@@ -190,7 +190,7 @@ func TestProberIgnoresSpoofedReplies(t *testing.T) {
 	if err := p.round(target.LocalAddr().(*net.UDPAddr), 2, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint32]answer{0: {genuine, Accepting, DefaultCIDLen}}
+	want := map[uint32]answer{0: {genuine, stAccepting, defaultCIDLen, 0}}
 	if len(p.answers) != 1 || p.answers[0] != want[0] {
 		t.Errorf("the prober took %v; want only %v", p.answers, want)
 	}

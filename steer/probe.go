@@ -72,8 +72,9 @@ func probeTarget(addr *net.UDPAddr) (string, *net.UDPAddr) {
 // answer is what probing learned about one slot from one prober.
 type answer struct {
 	id     uint32
-	state  State
+	state  memberState
 	cidLen int
+	keyTag byte
 }
 
 type prober struct {
@@ -85,90 +86,132 @@ type prober struct {
 // probe probes the group and returns its table, and whether the probers
 // agreed on every slot (they do when a program of this package steers the
 // probes).
-func (g *Group) probe() (Table, bool, error) {
+func (g *Group) probe() (slotTable, bool, error) {
 	network, dst := probeTarget(g.addr)
 	var local *net.UDPAddr
 	if dst.IP.IsLoopback() {
 		local = &net.UDPAddr{IP: dst.IP}
 	}
-	ps := make([]*prober, probers)
-	for i := range ps {
+	ps, err := newProbers(network, local, probers)
+	defer func() {
+		for _, p := range ps {
+			p.conn.Close()
+		}
+	}()
+	if err != nil {
+		return nil, false, fmt.Errorf("steer: opening a socket to probe %v: %w", dst, err)
+	}
+	end, err := g.probeRounds(&ps, network, local, dst)
+	if err != nil {
+		return nil, false, err
+	}
+	t, steered := g.tableOf(ps, end)
+	return t, steered, nil
+}
+
+// newProbers opens n sockets to probe from.
+func newProbers(network string, local *net.UDPAddr, n int) ([]*prober, error) {
+	var ps []*prober
+	for range n {
 		c, err := net.ListenUDP(network, local)
 		if err != nil {
-			return nil, false, fmt.Errorf("steer: opening a socket to probe %v: %w", dst, err)
+			return ps, err
 		}
-		defer c.Close()
-		ps[i] = &prober{conn: c, nonce: randomNonce(), answers: map[uint32]answer{}}
+		ps = append(ps, &prober{conn: c, nonce: randomNonce(), answers: map[uint32]answer{}})
 	}
+	return ps, nil
+}
+
+// probeRounds probes from every prober, round after round, until a probe
+// past the end of the group has found its end and every slot below has
+// answered, or the rounds run out. When no probe passes the end it adds
+// scouts to *ps, which the caller closes. It returns the size of the group.
+func (g *Group) probeRounds(ps *[]*prober, network string, local, dst *net.UDPAddr) (int, error) {
 	limit := uint32(max(len(g.table)+4, minProbeSlots))
 	wait := firstWait
 	end := -1
 	scouted := false
 	for round := range probeRounds {
 		var wg sync.WaitGroup
-		errs := make([]error, len(ps))
-		for i, p := range ps {
+		errs := make([]error, len(*ps))
+		for i, p := range *ps {
 			wg.Go(func() { errs[i] = p.round(dst, limit, wait) })
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
-			return nil, false, err
+			return 0, err
 		}
-		end = groupEnd(ps)
+		end = groupEnd(*ps)
 		if end < 0 && !scouted && round < probeRounds-1 {
 			// The group may end in sockets that answer no probe.
 			scouted = true
 			scouts, err := scout(network, local, dst)
-			for _, p := range scouts {
-				defer p.conn.Close()
-			}
+			*ps = append(*ps, scouts...)
 			if err != nil {
-				return nil, false, err
+				return 0, err
 			}
-			ps = append(ps, scouts...)
 		}
-		if end < 0 && limit <= MaxMembers {
+		if end < 0 && limit <= maxMembers {
 			// No probe past the end yet: the group is larger, or its
 			// probes were lost or reached sockets that do not answer.
-			limit = min(2*limit, MaxMembers+1)
-		} else if end >= 0 && answeredBelow(ps, end) {
-			break
+			limit = min(2*limit, maxMembers+1)
+		} else if end >= 0 && answeredBelow(*ps, end) {
+			return end, nil
 		}
 		wait *= 2
 	}
-	if end < 0 {
-		// Every probe past the end reached a socket that does not answer,
-		// the scouts' too: the group ends after the last slot that
-		// answered, as far as probing can tell.
-		end = 0
-		for _, p := range ps {
-			for k := range p.answers {
-				end = max(end, int(k)+1)
-			}
-		}
-		if scouted {
-			g.logf("steer: no probe past the end of the group on %v reached a member that answers; taking it to end after slot %d", g.addr, end-1)
+	if end >= 0 {
+		return end, nil
+	}
+	// Every probe past the end reached a socket that does not answer, the
+	// scouts' too: the group ends after the last slot that answered, as
+	// far as probing can tell.
+	end = 0
+	for _, p := range *ps {
+		for k := range p.answers {
+			end = max(end, int(k)+1)
 		}
 	}
-	t := make(Table, end)
+	if scouted {
+		g.log.Info("steer: no probe past the end of the group reached a member that answers; taking it to end at the last that did", "group", g.addr, "slots", end)
+	}
+	return end, nil
+}
+
+// tableOf makes the table of a group of end slots from the probers'
+// answers, and reports whether they agreed on every slot.
+func (g *Group) tableOf(ps []*prober, end int) (slotTable, bool) {
+	t := make(slotTable, end)
 	steered := true
 	for k := range t {
 		for _, p := range ps {
 			a, ok := p.answers[uint32(k)]
 			switch {
 			case !ok:
-			case t[k].State == Silent:
-				t[k] = Slot{ID: a.id, State: a.state}
-				if a.cidLen != g.cidLen && !g.cidLenReported {
-					g.cidLenReported = true
-					g.logf("steer: member %08x of the group on %v issues %d-byte connection IDs, this process %d; the long-header packets of its connections are not steered", a.id, g.addr, a.cidLen, g.cidLen)
-				}
+			case t[k].State == stSilent:
+				t[k] = slotInfo{ID: a.id, State: a.state}
+				g.checkPeer(a)
 			case t[k].ID != a.id:
 				steered = false
 			}
 		}
 	}
-	return t, steered, nil
+	return t, steered
+}
+
+// checkPeer logs, once each, a member of the group that issues connection
+// IDs of another length or hides its id with another key: the program of
+// this process cannot steer its connections' packets, nor its program this
+// process's.
+func (g *Group) checkPeer(a answer) {
+	if a.cidLen != g.cidLen && !g.cidLenReported {
+		g.cidLenReported = true
+		g.log.Warn("steer: a member of the group issues connection IDs of another length; the long-header packets of its connections are not steered", "group", g.addr, "member", fmt.Sprintf("%08x", a.id), "its_cid_len", a.cidLen, "cid_len", g.cidLen)
+	}
+	if a.keyTag != g.key.tag() && !g.keyReported {
+		g.keyReported = true
+		g.log.Warn("steer: a member of the group hides its id with another Config.Key; the packets of its connections are not steered", "group", g.addr, "member", fmt.Sprintf("%08x", a.id))
+	}
 }
 
 // groupEnd returns the first slot for which some prober got an id already
@@ -236,7 +279,7 @@ func (p *prober) round(dst *net.UDPAddr, limit uint32, wait time.Duration) error
 			continue // not an answer to this prober
 		}
 		if _, dup := p.answers[r.slot]; !dup {
-			p.answers[r.slot] = answer{r.id, r.state, r.cidLen}
+			p.answers[r.slot] = answer{r.id, r.state, r.cidLen, r.keyTag}
 			pending--
 		}
 	}
@@ -325,8 +368,8 @@ const (
 // installed reports whether the group's program was built from t. It
 // reports false when it cannot tell: slots 0 and 1 must hold two members
 // that answer probes.
-func (g *Group) installed(t Table) bool {
-	if len(t) < 2 || t[0].State == Silent || t[1].State == Silent || t[0].ID == t[1].ID {
+func (g *Group) installed(t slotTable) bool {
+	if len(t) < 2 || t[0].State == stSilent || t[1].State == stSilent || t[0].ID == t[1].ID {
 		return false
 	}
 	network, dst := probeTarget(g.addr)
@@ -340,7 +383,7 @@ func (g *Group) installed(t Table) bool {
 	}
 	defer c.Close()
 	nonce := randomNonce()
-	check := probeMsg{kind: kindProbe, slot: 0, nonce: nonce, digest: t.digest(g.cidLen)}.marshal()
+	check := probeMsg{kind: kindProbe, slot: 0, nonce: nonce, digest: t.digest(g.cidLen, g.key)}.marshal()
 	buf := make([]byte, controlLen+1)
 	wait := checkWait
 	for range checkRounds {

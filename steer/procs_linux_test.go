@@ -1,4 +1,4 @@
-package steer_test
+package steer
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -18,7 +19,6 @@ import (
 	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/internal/nstest"
 	"github.com/b93f8b21/reuseport/internal/testenv"
-	"github.com/b93f8b21/reuseport/steer"
 )
 
 // A member process is this test binary run again with envMember set: it
@@ -61,14 +61,17 @@ func memberProcess() error {
 		return err
 	}
 	conn := pc.(*net.UDPConn)
-	g := steer.NewGroup(steer.Config{ReconcileInterval: interval, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	g, err := NewGroup(Config{ReconcileInterval: interval, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		return err
+	}
 	m, err := g.Join(conn)
 	if err != nil {
 		return err
 	}
 	go func() {
 		buf := make([]byte, 2048)
-		id := binary.BigEndian.AppendUint32(nil, m.ID())
+		id := binary.BigEndian.AppendUint32(nil, m.id)
 		for {
 			n, from, err := conn.ReadFrom(buf)
 			if err != nil {
@@ -79,7 +82,7 @@ func memberProcess() error {
 			}
 		}
 	}()
-	fmt.Printf("ready %d %08x %d\n", conn.LocalAddr().(*net.UDPAddr).Port, m.ID(), os.Getuid())
+	fmt.Printf("ready %d %08x %d\n", conn.LocalAddr().(*net.UDPAddr).Port, m.id, os.Getuid())
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		switch in.Text() {
@@ -177,11 +180,16 @@ func (w testWriter) Write(b []byte) (int, error) {
 type clients struct {
 	t  *testing.T
 	cs []*net.UDPConn
+	k  key // the key the members derive for the port (no Config.Key)
 }
 
 func newClients(t *testing.T, port, n int) *clients {
 	t.Helper()
-	c := &clients{t: t}
+	k, err := hostKey(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clients{t: t, k: k}
 	t.Cleanup(func() {
 		for _, x := range c.cs {
 			x.Close()
@@ -219,9 +227,7 @@ func (c *clients) misrouted(ids ...uint32) (bad, of int) {
 	c.t.Helper()
 	for i := range c.cs {
 		for _, id := range ids {
-			cid := make([]byte, steer.DefaultCIDLen)
-			binary.BigEndian.PutUint32(cid, id)
-			binary.BigEndian.PutUint64(cid[4:], uint64(i)*0x9e3779b97f4a7c15)
+			cid := newCID(c.k, id, defaultCIDLen)
 			for _, p := range [][]byte{shortHeader(cid), handshake(cid)} {
 				of++
 				if c.ask(i, p) != id {
@@ -256,7 +262,7 @@ func TestMembersInOtherProcesses(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.SkipOrFail(t, testenv.RequireNetns, "needs root to run member processes as uid %d (running as uid %d)", nobody, os.Geteuid())
 	}
-	steer.RequireSteering(t)
+	RequireSteering(t)
 	exe := testenv.ShareTestBinary(t)
 	const interval = 300 * time.Millisecond
 	for _, reconcile := range []bool{true, false} {

@@ -3,6 +3,7 @@ package steer
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -11,30 +12,39 @@ import (
 	"time"
 )
 
-// DefaultReconcileInterval is how often a Group reconciles when
+// defaultReconcileInterval is how often a Group reconciles when
 // [Config.ReconcileInterval] is 0.
-const DefaultReconcileInterval = time.Second
+const defaultReconcileInterval = time.Second
 
 // reconcileAttempts bounds the probe-attach-verify rounds of one reconcile.
 const reconcileAttempts = 4
 
 // A Config configures a [Group]. The zero value is ready to use.
 type Config struct {
-	// CIDLen is the length of the connection IDs members issue, from
-	// MinCIDLen to MaxCIDLen; 0 means DefaultCIDLen. Every process of a
-	// group must use the same length.
+	// CIDLen is the length of the connection IDs members issue, from 8 to
+	// 20 bytes; 0 means 12. Every process of a group must use the same
+	// length.
 	CIDLen int
 
 	// ReconcileInterval is how often the Group probes the group and, if
 	// it changed, attaches a new program, which heals it within one
-	// interval after a member of another process crashes. Each wait is jittered by a
-	// quarter either way. 0 means DefaultReconcileInterval; a negative
+	// interval after a member of another process crashes. Each wait is
+	// jittered by a quarter either way. 0 means one second; a negative
 	// value turns the periodic reconcile off.
 	ReconcileInterval time.Duration
 
-	// Logf, if not nil, receives what the Group notices: sockets of the
-	// group that do not answer probes, and reconciles that fail.
-	Logf func(format string, args ...any)
+	// Key keys the mixing that hides a member's id in the connection IDs
+	// it issues (see "Privacy" in the package documentation): 16 bytes or
+	// more, of which the first 16 are used. Every process of a group must
+	// use the same key. Nil means a key that every process of this host
+	// derives alike from the kernel's random boot id and the group's
+	// port, which is never sent anywhere.
+	Key []byte
+
+	// Logger receives what the Group notices: sockets of the group that do
+	// not answer probes, members whose socket closed without Leave, and
+	// reconciles that fail. Nil means silent.
+	Logger *slog.Logger
 }
 
 // A Group is this process's members of one reuseport UDP group: the sockets
@@ -45,26 +55,41 @@ type Config struct {
 type Group struct {
 	cfg    Config
 	cidLen int
+	log    *slog.Logger
 
 	mu      sync.Mutex // held for a whole reconcile
 	addr    *net.UDPAddr
+	key     key       // from Config.Key, else derived when the first member joins
 	members []*Member // in the order they joined
-	table   Table
+	table   slotTable
 	silent  int // silent slots in table, to log only changes
 
 	cidLenReported bool // a member with another CIDLen was logged
+	keyReported    bool // a member with another key was logged
 	closed         bool
 	stop           chan struct{} // closes to stop the reconciler
 	done           chan struct{} // closed when the reconciler has returned
 }
 
-// NewGroup returns an empty Group.
-func NewGroup(cfg Config) *Group {
-	g := &Group{cfg: cfg, cidLen: cfg.CIDLen}
+// NewGroup returns an empty Group, or an error if cfg is not valid.
+func NewGroup(cfg Config) (*Group, error) {
+	g := &Group{cfg: cfg, cidLen: cfg.CIDLen, log: cfg.Logger}
 	if g.cidLen == 0 {
-		g.cidLen = DefaultCIDLen
+		g.cidLen = defaultCIDLen
 	}
-	return g
+	if g.cidLen < minCIDLen || g.cidLen > maxCIDLen {
+		return nil, fmt.Errorf("steer: Config.CIDLen is %d; it must be 0 (for %d) or from %d to %d", cfg.CIDLen, defaultCIDLen, minCIDLen, maxCIDLen)
+	}
+	if cfg.Key != nil {
+		if len(cfg.Key) < keyLen {
+			return nil, fmt.Errorf("steer: Config.Key has %d bytes; it needs at least %d", len(cfg.Key), keyLen)
+		}
+		g.key = newKey(cfg.Key)
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	return g, nil
 }
 
 // A Member is one socket of a Group. Its read loop must pass every packet
@@ -94,9 +119,6 @@ func (g *Group) Join(conn *net.UDPConn) (*Member, error) {
 	if err := sys.supported(); err != nil {
 		return nil, err
 	}
-	if g.cidLen < MinCIDLen || g.cidLen > MaxCIDLen {
-		return nil, fmt.Errorf("steer: connection ID length %d is not in [%d, %d]", g.cidLen, MinCIDLen, MaxCIDLen)
-	}
 	laddr, ok := conn.LocalAddr().(*net.UDPAddr)
 	if !ok || laddr.Port == 0 {
 		return nil, fmt.Errorf("steer: joining a socket that is not bound (%v)", conn.LocalAddr())
@@ -108,40 +130,53 @@ func (g *Group) Join(conn *net.UDPConn) (*Member, error) {
 		return nil, fmt.Errorf("steer: joining a closed group: %w", net.ErrClosed)
 	case g.addr != nil && (g.addr.Port != laddr.Port || !g.addr.IP.Equal(laddr.IP)):
 		return nil, fmt.Errorf("steer: %v cannot join the group of %v", laddr, g.addr)
-	case len(g.members) >= MaxMembers:
-		return nil, fmt.Errorf("steer: a group has at most %d members", MaxMembers)
+	case len(g.members) >= maxMembers:
+		return nil, fmt.Errorf("steer: a group has at most %d members", maxMembers)
 	}
 	if g.addr == nil {
-		// Set once: the members' read loops read it without the lock.
+		// Set by the first Join that succeeds: the members' read loops
+		// read it without the lock.
+		if g.cfg.Key == nil {
+			k, err := hostKey(laddr.Port)
+			if err != nil {
+				return nil, err
+			}
+			g.key = k
+		}
 		g.addr = laddr
 	}
 	m := &Member{g: g, conn: conn}
 	m.id = randomID(func(id uint32) bool {
 		return slices.ContainsFunc(g.members, func(o *Member) bool { return o.id == id })
 	})
-	m.state.Store(uint32(Accepting))
+	m.state.Store(uint32(stAccepting))
 	g.members = append(g.members, m)
 
 	stop := sys.answerWhileJoining(m)
 	err := g.reconcileLocked(true)
 	stop()
 	if err != nil {
+		// A failed Join leaves the Group as it was: a Group no socket has
+		// joined yet may still join another address.
 		g.members = g.members[:len(g.members)-1]
+		if len(g.members) == 0 {
+			g.addr = nil
+		}
 		return nil, err
 	}
 	if g.table.slotOf(m.id) < 0 {
-		g.logf("steer: member %08x did not answer probes while it joined; the next reconcile maps it", m.id)
+		g.log.Info("steer: a member did not answer probes while it joined; the next reconcile maps it", "group", g.addr, "member", fmt.Sprintf("%08x", m.id))
 	}
 	g.startReconcilerLocked()
 	return m, nil
 }
 
-// Reconcile probes the group, attaches the program for what it found
+// reconcile probes the group, attaches the program for what it found
 // (even when nothing changed, which replaces a program attached by
 // another party), and probes again to verify it. Groups reconcile by themselves every
-// [Config.ReconcileInterval]; Reconcile is for a caller that knows the
+// [Config.ReconcileInterval]; reconcile is for a caller that knows the
 // group just changed, and for tests.
-func (g *Group) Reconcile() error {
+func (g *Group) reconcile() error {
 	if err := sys.supported(); err != nil {
 		return err
 	}
@@ -153,10 +188,10 @@ func (g *Group) Reconcile() error {
 	return g.reconcileLocked(true)
 }
 
-// Table returns the group's table as the last reconcile attached and
+// tableSnapshot returns the group's table as the last reconcile attached and
 // verified it (or, after a Leave, as it will be once the leaving sockets
 // have closed).
-func (g *Group) Table() Table {
+func (g *Group) tableSnapshot() slotTable {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return slices.Clone(g.table)
@@ -184,19 +219,13 @@ func (g *Group) Close() error {
 	return g.leaveLocked(slices.Clone(g.members))
 }
 
-func (g *Group) logf(format string, args ...any) {
-	if g.cfg.Logf != nil {
-		g.cfg.Logf(format, args...)
-	}
-}
-
 func (g *Group) startReconcilerLocked() {
 	if g.stop != nil || g.cfg.ReconcileInterval < 0 {
 		return
 	}
 	interval := g.cfg.ReconcileInterval
 	if interval == 0 {
-		interval = DefaultReconcileInterval
+		interval = defaultReconcileInterval
 	}
 	stop, done := make(chan struct{}), make(chan struct{})
 	g.stop, g.done = stop, done
@@ -214,7 +243,7 @@ func (g *Group) startReconcilerLocked() {
 			g.mu.Lock()
 			if !g.closed {
 				if err := g.reconcileLocked(false); err != nil {
-					g.logf("steer: periodic reconcile of %v: %v", g.addr, err)
+					g.log.Warn("steer: periodic reconcile failed", "group", g.addr, "err", err)
 				}
 			}
 			g.mu.Unlock()
@@ -240,10 +269,11 @@ func (g *Group) startReconcilerLocked() {
 // it attaches the empty table first, which steers probes and hashes
 // everything else, as the kernel does without a program.
 func (g *Group) reconcileLocked(force bool) error {
+	g.dropClosedLocked()
 	if g.attacher() == nil {
 		return nil
 	}
-	var attached Table
+	var attached slotTable
 	bootstrapped, rechecked := false, false
 	for range reconcileAttempts {
 		t, steered, err := g.probe()
@@ -292,20 +322,44 @@ func (g *Group) reconcileLocked(force bool) error {
 
 // attach attaches the program for t through one of the Group's members. A
 // member whose socket was closed without Leave is dropped.
-func (g *Group) attach(t Table) error {
+func (g *Group) attach(t slotTable) error {
 	for {
 		via := g.attacher()
 		if via == nil {
 			return nil
 		}
-		err := sys.attach(via.conn, t, g.cidLen)
+		err := sys.attach(via.conn, t, g.cidLen, g.key)
 		if !errors.Is(err, net.ErrClosed) {
 			return err
 		}
-		g.logf("steer: the socket of member %08x closed without Leave; dropping it", via.id)
+		g.log.Warn("steer: a member's socket closed without Leave; dropping it", "group", g.addr, "member", fmt.Sprintf("%08x", via.id))
 		via.left.Store(true)
 		g.members = slices.DeleteFunc(g.members, func(o *Member) bool { return o == via })
 	}
+}
+
+// dropClosedLocked takes out of the Group the members whose socket was
+// closed without Leave: the kernel has already moved another socket into
+// the slot, and a probe can no longer find them.
+func (g *Group) dropClosedLocked() {
+	g.members = slices.DeleteFunc(g.members, func(m *Member) bool {
+		if m.left.Load() || !socketClosed(m.conn) {
+			return false
+		}
+		g.log.Warn("steer: a member's socket closed without Leave; dropping it", "group", g.addr, "member", fmt.Sprintf("%08x", m.id))
+		m.state.Store(uint32(stDraining))
+		m.left.Store(true)
+		return true
+	})
+}
+
+// socketClosed reports whether conn has been closed.
+func socketClosed(conn *net.UDPConn) bool {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return true
+	}
+	return errors.Is(rc.Control(func(uintptr) {}), net.ErrClosed)
 }
 
 // attacher returns a member whose socket is in the group, through which a
@@ -325,38 +379,38 @@ func (g *Group) attacher() *Member {
 // member whose first client packet stopped Join answering for it) keeps
 // its connections, though it gets no new ones. If its socket is in fact
 // gone, its id reaches no other member anyway.
-func keepSilentIDs(t, before Table) {
+func keepSilentIDs(t, before slotTable) {
 	for k := range min(len(t), len(before)) {
-		if old := before[k].ID; t[k].State == Silent && old != 0 && t.slotOf(old) < 0 {
+		if old := before[k].ID; t[k].State == stSilent && old != 0 && t.slotOf(old) < 0 {
 			t[k].ID = old
 		}
 	}
 }
 
 // markOwn marks this Group's members in t, with their states as known here.
-func (g *Group) markOwn(t Table) {
+func (g *Group) markOwn(t slotTable) {
 	for _, m := range g.members {
 		if i := t.slotOf(m.id); i >= 0 {
 			t[i].Mine = true
-			t[i].State = m.State()
+			t[i].State = m.currentState()
 		}
 	}
 }
 
-func (g *Group) setTable(t Table) {
+func (g *Group) setTable(t slotTable) {
 	g.table = t
 	silent := 0
 	for _, s := range t {
-		if s.State == Silent {
+		if s.State == stSilent {
 			silent++
 		}
 	}
 	switch {
 	case silent == g.silent:
 	case silent == 0:
-		g.logf("steer: every socket of the group on %v answers probes: %v", g.addr, t)
+		g.log.Info("steer: every socket of the group answers probes", "group", g.addr, "table", t)
 	default:
-		g.logf("steer: %d of the %d sockets of the group on %v do not answer probes; they get no new connections: %v", silent, len(t), g.addr, t)
+		g.log.Warn("steer: sockets of the group do not answer probes; they get no new connections", "group", g.addr, "silent", silent, "sockets", len(t), "table", t)
 	}
 	g.silent = silent
 }
@@ -365,6 +419,8 @@ func (g *Group) setTable(t Table) {
 // them out of the Group.
 func (g *Group) leaveLocked(ms []*Member) error {
 	err := g.reconcileLocked(false)
+	// The reconcile dropped the members whose socket closed without Leave.
+	ms = slices.DeleteFunc(ms, func(m *Member) bool { return m.left.Load() })
 	t := slices.Clone(g.table)
 	known := err == nil
 	for _, m := range ms {
@@ -381,7 +437,7 @@ func (g *Group) leaveLocked(ms []*Member) error {
 		err = g.attach(t)
 	}
 	for _, m := range ms {
-		m.state.Store(uint32(Draining))
+		m.state.Store(uint32(stDraining))
 		m.left.Store(true)
 		g.members = slices.DeleteFunc(g.members, func(o *Member) bool { return o == m })
 	}
@@ -395,20 +451,18 @@ func (g *Group) leaveLocked(ms []*Member) error {
 	return nil
 }
 
-// ID returns the member's id, which the connection IDs it issues start with.
-func (m *Member) ID() uint32 { return m.id }
-
 // CIDLen returns the length of the connection IDs the member issues.
 func (m *Member) CIDLen() int { return m.g.cidLen }
 
-// State returns Accepting, or Draining after Drain or Leave.
-func (m *Member) State() State { return State(m.state.Load()) }
+// currentState returns Accepting, or Draining after Drain or Leave.
+func (m *Member) currentState() memberState { return memberState(m.state.Load()) }
 
-// NewConnectionID returns a new connection ID of CIDLen bytes that starts
-// with the member's id, so that the group's program steers the packets
-// that carry it to this member's socket. The rest is random.
-func (m *Member) NewConnectionID() ([]byte, error) {
-	return newCID(m.id, m.g.cidLen), nil
+// NewConnectionID returns a new connection ID of CIDLen bytes from which
+// the group's program, and no one without the group's key, reads the
+// member's id, so that the packets that carry it reach this member's
+// socket. Apart from that id it is random.
+func (m *Member) NewConnectionID() []byte {
+	return newCID(m.g.key, m.id, m.g.cidLen)
 }
 
 // HandleControl handles b if it is a control packet of this package: if it
@@ -424,7 +478,7 @@ func (m *Member) HandleControl(b []byte, from net.Addr, write func([]byte, net.A
 	if err != nil || p.kind != kindProbe || !m.g.probeFrom(from) {
 		return true
 	}
-	reply := probeMsg{kind: kindReply, slot: p.slot, nonce: p.nonce, id: m.id, state: m.State(), cidLen: m.g.cidLen}
+	reply := probeMsg{kind: kindReply, slot: p.slot, nonce: p.nonce, id: m.id, state: m.currentState(), cidLen: m.g.cidLen, keyTag: m.g.key.tag()}
 	write(reply.marshal(), from)
 	return true
 }
@@ -433,7 +487,7 @@ func (m *Member) HandleControl(b []byte, from net.Addr, write func([]byte, net.A
 // packets stop reaching it, while the packets of its own connections keep
 // doing so. It reconciles the group at once.
 func (m *Member) Drain() error {
-	m.state.Store(uint32(Draining))
+	m.state.Store(uint32(stDraining))
 	g := m.g
 	g.mu.Lock()
 	defer g.mu.Unlock()

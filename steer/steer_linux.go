@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,8 +20,8 @@ func (linux) supported() error { return nil }
 
 // attach sets SO_ATTACH_REUSEPORT_CBPF on conn, which replaces the program
 // of its whole reuseport group and needs no privilege.
-func (linux) attach(conn *net.UDPConn, t Table, cidLen int) error {
-	prog, err := program(t, cidLen)
+func (linux) attach(conn *net.UDPConn, t slotTable, cidLen int, k key) error {
+	prog, err := program(t, cidLen, k)
 	if err != nil {
 		return err
 	}
@@ -48,18 +50,30 @@ func attachProgram(conn *net.UDPConn, prog []unix.SockFilter) error {
 	return os.NewSyscallError("setsockopt SO_ATTACH_REUSEPORT_CBPF", serr)
 }
 
-// answerWhileJoining reads m's socket with MSG_PEEK first, so that the
-// first packet that is not a probe stays queued for the caller's reader.
+// answerWhileJoining answers the probes that reach m's socket until stop
+// is called, reading with MSG_PEEK first, so that the first packet that
+// is not a probe stays queued for the caller's reader. It waits for
+// packets with poll(2) in short slices rather than through the runtime's
+// poller, so that stopping it needs no read deadline: the caller's own
+// deadline on the socket stays as it set it.
 func (linux) answerWhileJoining(m *Member) func() {
 	rc, err := m.conn.SyscallConn()
 	if err != nil {
 		return func() {}
 	}
+	var stopped atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		buf := make([]byte, controlLen)
-		for {
+		for !stopped.Load() {
+			ready, err := pollIn(rc, joinPollSlice)
+			if err != nil {
+				return
+			}
+			if !ready {
+				continue
+			}
 			n, from, err := recv(rc, buf, unix.MSG_PEEK|unix.MSG_TRUNC)
 			if err != nil || n != controlLen || !IsControl(buf) {
 				return
@@ -71,28 +85,46 @@ func (linux) answerWhileJoining(m *Member) func() {
 		}
 	}()
 	return func() {
-		m.conn.SetReadDeadline(time.Now())
+		stopped.Store(true)
 		<-done
-		m.conn.SetReadDeadline(time.Time{})
 	}
 }
 
-// recv reads one datagram through the runtime's poller, so that a read
-// deadline ends it.
-func recv(rc interface {
-	Read(func(uintptr) bool) error
-}, buf []byte, flags int) (int, net.Addr, error) {
+// joinPollSlice bounds how long stopping answerWhileJoining waits.
+const joinPollSlice = 10 * time.Millisecond
+
+// pollIn reports whether the socket has a datagram to read, waiting at
+// most d.
+func pollIn(rc syscall.RawConn, d time.Duration) (bool, error) {
+	var (
+		n    int
+		perr error
+	)
+	err := rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, perr = unix.Poll(fds, int(d.Milliseconds()))
+	})
+	if err != nil {
+		return false, err
+	}
+	if errors.Is(perr, unix.EINTR) {
+		return false, nil
+	}
+	return n > 0, perr
+}
+
+// recv reads one datagram that is already waiting (MSG_DONTWAIT).
+func recv(rc syscall.RawConn, buf []byte, flags int) (int, net.Addr, error) {
 	var (
 		n    int
 		from unix.Sockaddr
 		err  error
 	)
-	rerr := rc.Read(func(fd uintptr) bool {
+	cerr := rc.Control(func(fd uintptr) {
 		n, from, err = unix.Recvfrom(int(fd), buf, flags|unix.MSG_DONTWAIT)
-		return !errors.Is(err, unix.EAGAIN)
 	})
-	if rerr != nil {
-		return 0, nil, rerr
+	if cerr != nil {
+		return 0, nil, cerr
 	}
 	if err != nil {
 		return 0, nil, err

@@ -1,16 +1,14 @@
-package steer_test
+package steer
 
 import (
 	"encoding/binary"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/steer"
 	"golang.org/x/sys/unix"
 )
 
@@ -158,7 +156,7 @@ func TestCrashHealsOnReconcile(t *testing.T) {
 	for _, crashed := range []int{0, 1} {
 		t.Run(fmt.Sprint("socket ", crashed), func(t *testing.T) {
 			s := newServer(t, 0, true)
-			other := steer.NewGroup(steer.Config{ReconcileInterval: -1})
+			other := mustNewGroup(t, Config{ReconcileInterval: -1})
 			for i := range 3 {
 				if i == crashed {
 					s.joinGroup(i, other)
@@ -175,13 +173,13 @@ func TestCrashHealsOnReconcile(t *testing.T) {
 			if moved == 0 {
 				t.Errorf("no packet moved after the crash; the test cannot see a stale program")
 			}
-			if err := s.g.Reconcile(); err != nil {
+			if err := s.g.reconcile(); err != nil {
 				t.Fatal(err)
 			}
 			if moved, of := s.use(cs, survivors); moved != 0 {
 				t.Errorf("after the reconcile, %d of %d packets reached another socket; want 0", moved, of)
 			}
-			if tab := s.g.Table(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine {
+			if tab := s.g.tableSnapshot(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine {
 				t.Errorf("table after the reconcile: %v; want the two survivors", tab)
 			}
 		})
@@ -208,7 +206,7 @@ func TestJoinLeavesPacketsQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("table after Join: %v", s.g.Table())
+	t.Logf("table after Join: %v", s.g.tableSnapshot())
 	s.read(0, conn, m)
 	select {
 	case a := <-s.arrivals:
@@ -218,10 +216,10 @@ func TestJoinLeavesPacketsQueued(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the datagram queued before Join never reached the reader")
 	}
-	if err := s.g.Reconcile(); err != nil {
+	if err := s.g.reconcile(); err != nil {
 		t.Fatal(err)
 	}
-	if tab := s.g.Table(); len(tab) != 1 || tab[0].ID != m.ID() || tab[0].State != steer.Accepting {
+	if tab := s.g.tableSnapshot(); len(tab) != 1 || tab[0].ID != m.id || tab[0].State != stAccepting {
 		t.Errorf("table after a reconcile: %v; want the member, accepting", tab)
 	}
 }
@@ -233,10 +231,10 @@ func TestSlowMemberKeepsItsConnections(t *testing.T) {
 	s := newServer(t, 3, true)
 	cs := s.connect(flows)
 	s.socks[1].mute.Store(true)
-	if err := s.g.Reconcile(); err != nil {
+	if err := s.g.reconcile(); err != nil {
 		t.Fatal(err)
 	}
-	if tab := s.g.Table(); tab[1].State != steer.Silent || tab[1].ID != s.socks[1].m.ID() {
+	if tab := s.g.tableSnapshot(); tab[1].State != stSilent || tab[1].ID != s.socks[1].m.id {
 		t.Errorf("table with member 1 silent: %v; want its slot silent with its id kept", tab)
 	}
 	if moved, of := s.use(cs, nil); moved != 0 {
@@ -246,7 +244,7 @@ func TestSlowMemberKeepsItsConnections(t *testing.T) {
 		t.Errorf("%d first flights reached the silent member", landed[1])
 	}
 	s.socks[1].mute.Store(false)
-	if err := s.g.Reconcile(); err != nil {
+	if err := s.g.reconcile(); err != nil {
 		t.Fatal(err)
 	}
 	if landed := counts(s.firstFlights(flows)); landed[1] == 0 {
@@ -264,8 +262,8 @@ func TestAddresses(t *testing.T) {
 		{"udp", ":0"},
 	} {
 		t.Run(tc.network+" "+tc.addr, func(t *testing.T) {
-			steer.RequireSteering(t)
-			g := steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: t.Logf})
+			RequireSteering(t)
+			g := mustNewGroup(t, Config{ReconcileInterval: -1, Logger: testLogger(t)})
 			addr := tc.addr
 			for i := range 2 {
 				pc, err := reuseport.ListenPacket(tc.network, addr)
@@ -293,7 +291,7 @@ func TestAddresses(t *testing.T) {
 					}
 				}()
 			}
-			if tab := g.Table(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine || tab[0].State != steer.Accepting {
+			if tab := g.tableSnapshot(); len(tab) != 2 || !tab[0].Mine || !tab[1].Mine || tab[0].State != stAccepting {
 				t.Errorf("table %v; want both members, accepting", tab)
 			}
 			if err := g.Close(); err != nil {
@@ -336,7 +334,7 @@ func TestReconcileTakesOver(t *testing.T) {
 			if moved == 0 {
 				t.Errorf("control: no packet moved with %s", tc.name)
 			}
-			if err := s.g.Reconcile(); err != nil {
+			if err := s.g.reconcile(); err != nil {
 				t.Fatal(err)
 			}
 			if moved, of := s.use(cs, nil); moved != 0 {
@@ -351,23 +349,15 @@ func TestReconcileTakesOver(t *testing.T) {
 // does not take part (it never answers probes) is reported, gets no new
 // connections, and does not disturb the members' steering.
 func TestSocketOutsideTheGroup(t *testing.T) {
-	var (
-		mu   sync.Mutex
-		logs []string
-	)
+	log := newTestLog(t)
 	s := newServer(t, 0, true)
-	s.g = steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: func(format string, args ...any) {
-		mu.Lock()
-		logs = append(logs, fmt.Sprintf(format, args...))
-		mu.Unlock()
-		t.Logf(format, args...)
-	}})
+	s.g = mustNewGroup(t, Config{ReconcileInterval: -1, Logger: log.logger()})
 	s.join(0)
 	by := s.bystander(1)
 	s.join(2)
 
-	table := s.g.Table()
-	if len(table) != 3 || table[1].State != steer.Silent || table[0].State != steer.Accepting || table[2].State != steer.Accepting {
+	table := s.g.tableSnapshot()
+	if len(table) != 3 || table[1].State != stSilent || table[0].State != stAccepting || table[2].State != stAccepting {
 		t.Fatalf("table %v; want two accepting members around a silent slot", table)
 	}
 	select {
@@ -375,11 +365,9 @@ func TestSocketOutsideTheGroup(t *testing.T) {
 	default:
 		t.Errorf("the socket outside the group got no probe")
 	}
-	mu.Lock()
-	reported := strings.Contains(strings.Join(logs, "\n"), "do not answer probes")
-	mu.Unlock()
+	reported := strings.Contains(log.String(), "do not answer probes")
 	if !reported {
-		t.Errorf("the silent socket was not reported; logs: %q", logs)
+		t.Errorf("the silent socket was not reported; logs: %q", log.String())
 	}
 	landed := counts(s.firstFlights(flows))
 	t.Logf("first flights: %v", landed)
@@ -449,13 +437,13 @@ func TestJoinBoundSocketsInBindOrder(t *testing.T) {
 			t.Fatalf("joining socket %d of %d bound: %v", i, n, err)
 		}
 		s.read(i, c, m)
-		table := s.g.Table()
+		table := s.g.tableSnapshot()
 		ok := len(table) == n
 		for k := 0; ok && k < n; k++ {
 			if k <= i {
-				ok = table[k].ID == s.socks[k].m.ID() && table[k].State == steer.Accepting
+				ok = table[k].ID == s.socks[k].m.id && table[k].State == stAccepting
 			} else {
-				ok = table[k].State == steer.Silent
+				ok = table[k].State == stSilent
 			}
 		}
 		if !ok {
@@ -479,16 +467,16 @@ func TestSilentSocketLast(t *testing.T) {
 	s := newServer(t, 2, true)
 	s.bystander(2)
 	for i := range 10 {
-		if err := s.g.Reconcile(); err != nil {
+		if err := s.g.reconcile(); err != nil {
 			t.Fatalf("reconcile %d: %v", i, err)
 		}
-		if table := s.g.Table(); len(table) != 3 || table[2].State != steer.Silent {
+		if table := s.g.tableSnapshot(); len(table) != 3 || table[2].State != stSilent {
 			t.Fatalf("reconcile %d: table %v; want two members and a silent slot", i, table)
 		}
 	}
 	cs := s.connect(flows)
 	s.leave(0)
-	if table := s.g.Table(); len(table) != 2 || table[0].State != steer.Silent || table[1].ID != s.socks[1].m.ID() {
+	if table := s.g.tableSnapshot(); len(table) != 2 || table[0].State != stSilent || table[1].ID != s.socks[1].m.id {
 		t.Errorf("table after socket 0 left: %v; want the silent socket, then socket 1", table)
 	}
 	if moved, of := s.use(cs, func(owner int) bool { return owner == 1 }); moved != 0 {
@@ -503,29 +491,29 @@ func TestSilentSocketLast(t *testing.T) {
 // and not for the one before.
 func TestCheckTellsWhichTableIsInstalled(t *testing.T) {
 	s := newServer(t, 2, true)
-	before := s.g.Table()
-	if !steer.Installed(s.g, before) {
+	before := s.g.tableSnapshot()
+	if !installedForTest(s.g, before) {
 		t.Fatalf("the table the group attached, %v, is not reported installed", before)
 	}
-	other := steer.NewGroup(steer.Config{ReconcileInterval: -1, Logf: t.Logf})
+	other := mustNewGroup(t, Config{ReconcileInterval: -1, Logger: testLogger(t)})
 	t.Cleanup(func() { other.Close() })
 	s.joinGroup(2, other) // the other process joins: it attaches a table of 3
-	joined := other.Table()
+	joined := other.tableSnapshot()
 	if len(joined) != 3 {
 		t.Fatalf("after the join the other group sees %v, want 3 slots", joined)
 	}
-	if steer.Installed(s.g, before) {
+	if installedForTest(s.g, before) {
 		t.Errorf("after another process's join, the table from before it (%v) is still reported installed", before)
 	}
-	if !steer.Installed(s.g, joined) {
+	if !installedForTest(s.g, joined) {
 		t.Errorf("the table the other process attached, %v, is not reported installed", joined)
 	}
 	s.drain(0) // this process drains a member: it attaches again
-	drained := s.g.Table()
-	if steer.Installed(other, joined) {
+	drained := s.g.tableSnapshot()
+	if installedForTest(other, joined) {
 		t.Errorf("after the drain, the table from before it (%v) is still reported installed", joined)
 	}
-	if !steer.Installed(other, drained) {
+	if !installedForTest(other, drained) {
 		t.Errorf("the table the drain attached, %v, is not reported installed", drained)
 	}
 }

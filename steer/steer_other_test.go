@@ -11,7 +11,11 @@ import (
 
 // TestThisOSIsUnsupported checks what a program built for this OS gets.
 func TestThisOSIsUnsupported(t *testing.T) {
-	_, err := NewGroup(Config{}).Join(nil)
+	g, err := NewGroup(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = g.Join(nil)
 	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), runtime.GOOS) {
 		t.Fatalf("Join = %v; want an error wrapping errors.ErrUnsupported that names %s", err, runtime.GOOS)
 	}

@@ -7,18 +7,20 @@ import (
 )
 
 // The connection IDs a member issues are CIDLen bytes long (a constant of
-// the group) and start with the member's id, big endian; the rest is random.
+// the group). Bytes 4 to 7 are a random nonce r, bytes 0 to 3 the member's
+// id xor the group's keyed mixing of r (see key.mix), both big endian; the
+// rest is random.
 const (
-	// DefaultCIDLen is the length of the connection IDs members issue when
+	// defaultCIDLen is the length of the connection IDs members issue when
 	// [Config.CIDLen] is 0.
-	DefaultCIDLen = 12
-	// MinCIDLen and MaxCIDLen bound [Config.CIDLen]: the id takes 4 bytes
-	// and QUIC version 1 allows at most 20.
-	MinCIDLen = 8
-	MaxCIDLen = 20
-	// MaxMembers is the largest group whose table fits in one classic BPF
+	defaultCIDLen = 12
+	// minCIDLen and maxCIDLen bound [Config.CIDLen]: the id and its
+	// nonce take 8 bytes, and QUIC version 1 allows at most 20.
+	minCIDLen = 8
+	maxCIDLen = 20
+	// maxMembers is the largest group whose table fits in one classic BPF
 	// program (the kernel takes at most 4096 instructions).
-	MaxMembers = 1000
+	maxMembers = 1000
 )
 
 // Where the program finds a member id in a QUIC packet (RFC 9000, 17.2 and
@@ -32,6 +34,7 @@ const (
 	minClientDCID  = 8 // a client's first DCID is at least this long (RFC 9000, 7.2)
 	minLongPacket  = longDCID + minClientDCID
 	idLen          = 4
+	nonceOff       = 4          // where a connection ID's nonce starts
 	fallbackToHash = 0xffffffff // any index past the group: the kernel hashes
 )
 
@@ -48,7 +51,7 @@ const (
 //	       built from that table and to slot 1 if not
 //	21     reply: the member's state
 //	22     reply: the member's CIDLen
-//	23     zero
+//	23     reply: a tag of the member's key (see key.tag)
 //
 // A probe carries zeros after its digest. Probe and reply are the same
 // size, so an answer never amplifies a forged probe.
@@ -61,6 +64,7 @@ const (
 	offDigest  = 17 // in a probe, where a reply has the id
 	offState   = 21
 	offCIDLen  = 22
+	offKeyTag  = 23
 
 	kindProbe = 1
 	kindReply = 2
@@ -82,8 +86,9 @@ type probeMsg struct {
 	slot   uint32
 	nonce  uint64
 	id     uint32
-	state  State
+	state  memberState
 	cidLen int
+	keyTag byte
 	digest uint32 // probe: 0, or the table a check asks about
 }
 
@@ -100,6 +105,7 @@ func (p probeMsg) marshal() []byte {
 		binary.BigEndian.PutUint32(b[offID:], p.id)
 		b[offState] = byte(p.state)
 		b[offCIDLen] = byte(p.cidLen)
+		b[offKeyTag] = p.keyTag
 	}
 	return b
 }
@@ -125,10 +131,11 @@ func parseControl(b []byte) (probeMsg, error) {
 		}
 	case kindReply:
 		p.id = binary.BigEndian.Uint32(b[offID:])
-		p.state = State(b[offState])
+		p.state = memberState(b[offState])
 		p.cidLen = int(b[offCIDLen])
-		if !validID(p.id) || (p.state != Accepting && p.state != Draining) ||
-			p.cidLen < MinCIDLen || p.cidLen > MaxCIDLen || b[controlLen-1] != 0 {
+		p.keyTag = b[offKeyTag]
+		if !validID(p.id) || (p.state != stAccepting && p.state != stDraining) ||
+			p.cidLen < minCIDLen || p.cidLen > maxCIDLen {
 			return probeMsg{}, fmt.Errorf("steer: malformed reply")
 		}
 	default:
@@ -158,19 +165,20 @@ func randomNonce() uint64 {
 	return binary.BigEndian.Uint64(b[:])
 }
 
-// newCID returns a connection ID of n bytes that starts with id.
-func newCID(id uint32, n int) []byte {
+// newCID returns a connection ID of n bytes that carries id, hidden by k.
+func newCID(k key, id uint32, n int) []byte {
 	b := make([]byte, n)
-	binary.BigEndian.PutUint32(b, id)
-	rand.Read(b[idLen:])
+	rand.Read(b[nonceOff:])
+	r := binary.BigEndian.Uint32(b[nonceOff:])
+	binary.BigEndian.PutUint32(b, id^k.mix(r))
 	return b
 }
 
-// IDOf returns the member id a connection ID issued by a member of a group
-// carries: its first 4 bytes. It reports false if cid is too short.
-func IDOf(cid []byte) (uint32, bool) {
-	if len(cid) < MinCIDLen {
+// idOf returns the member id that a connection ID issued by a member of a
+// group keyed by k carries. It reports false if cid is too short.
+func (k key) idOf(cid []byte) (uint32, bool) {
+	if len(cid) < minCIDLen {
 		return 0, false
 	}
-	return binary.BigEndian.Uint32(cid), true
+	return binary.BigEndian.Uint32(cid) ^ k.mix(binary.BigEndian.Uint32(cid[nonceOff:])), true
 }

@@ -11,7 +11,7 @@ func TestControlRoundTrip(t *testing.T) {
 	for _, p := range []probeMsg{
 		{kind: kindProbe, slot: 7, nonce: 0x0102030405060708},
 		{kind: kindProbe, slot: 0, nonce: 11, digest: 0x89abcdef}, // a check
-		{kind: kindReply, slot: 3, nonce: 42, id: 0xdeadbeef, state: Draining, cidLen: 20},
+		{kind: kindReply, slot: 3, nonce: 42, id: 0xdeadbeef, state: stDraining, cidLen: 20},
 	} {
 		b := p.marshal()
 		if len(b) != controlLen || !IsControl(b) {
@@ -29,7 +29,7 @@ func TestControlRoundTrip(t *testing.T) {
 
 func TestMalformedControl(t *testing.T) {
 	probe := probeMsg{kind: kindProbe, slot: 1, nonce: 9}.marshal()
-	reply := probeMsg{kind: kindReply, slot: 1, nonce: 9, id: 5, state: Accepting, cidLen: 12}.marshal()
+	reply := probeMsg{kind: kindReply, slot: 1, nonce: 9, id: 5, state: stAccepting, cidLen: 12}.marshal()
 	with := func(b []byte, i int, v byte) []byte {
 		b = bytes.Clone(b)
 		b[i] = v
@@ -50,10 +50,9 @@ func TestMalformedControl(t *testing.T) {
 		{"reply with id 0", with(with(with(with(reply, offID, 0), offID+1, 0), offID+2, 0), offID+3, 0)},
 		{"reply with all-ones id", with(with(with(with(reply, offID, 0xff), offID+1, 0xff), offID+2, 0xff), offID+3, 0xff)},
 		{"reply with a bad state", with(reply, offState, 7)},
-		{"reply with silent state", with(reply, offState, byte(Silent))},
-		{"reply with a short CIDLen", with(reply, offCIDLen, MinCIDLen-1)},
-		{"reply with a long CIDLen", with(reply, offCIDLen, MaxCIDLen+1)},
-		{"reply with a tail", with(reply, controlLen-1, 1)},
+		{"reply with silent state", with(reply, offState, byte(stSilent))},
+		{"reply with a short CIDLen", with(reply, offCIDLen, minCIDLen-1)},
+		{"reply with a long CIDLen", with(reply, offCIDLen, maxCIDLen+1)},
 	} {
 		if p, err := parseControl(tc.b); err == nil {
 			t.Errorf("%s: parseControl(%x) = %+v, want an error", tc.name, tc.b, p)
@@ -65,10 +64,10 @@ func TestMalformedControl(t *testing.T) {
 // from this host, with a reply of the probe's size, and passes on every
 // packet that is not a control packet.
 func TestHandleControl(t *testing.T) {
-	g := NewGroup(Config{})
+	g := mustNewGroup(t, Config{})
 	g.addr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4433}
 	m := &Member{g: g, id: 0x01020304}
-	m.state.Store(uint32(Accepting))
+	m.state.Store(uint32(stAccepting))
 	local := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
 	probe := probeMsg{kind: kindProbe, slot: 2, nonce: 77}.marshal()
 	for _, tc := range []struct {
@@ -77,12 +76,12 @@ func TestHandleControl(t *testing.T) {
 		from      net.Addr
 		control   bool
 		answered  bool
-		wantState State
+		wantState memberState
 	}{
-		{"probe", probe, local, true, true, Accepting},
-		{"probe over IPv6", probe, &net.UDPAddr{IP: net.IPv6loopback, Port: 5000}, true, true, Accepting},
+		{"probe", probe, local, true, true, stAccepting},
+		{"probe over IPv6", probe, &net.UDPAddr{IP: net.IPv6loopback, Port: 5000}, true, true, stAccepting},
 		{"probe from another host", probe, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5000}, true, false, 0},
-		{"reply", probeMsg{kind: kindReply, slot: 2, nonce: 77, id: 9, state: Accepting, cidLen: 12}.marshal(), local, true, false, 0},
+		{"reply", probeMsg{kind: kindReply, slot: 2, nonce: 77, id: 9, state: stAccepting, cidLen: 12}.marshal(), local, true, false, 0},
 		{"truncated probe", probe[:20], local, true, false, 0},
 		{"QUIC short header", []byte{0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, local, false, false, 0},
 		{"QUIC long header", []byte{0xc0, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8}, local, false, false, 0},
@@ -110,7 +109,7 @@ func TestHandleControl(t *testing.T) {
 				t.Fatalf("answered %x to a %d-byte probe; want one reply no larger", wrote, len(tc.b))
 			}
 			r, err := parseControl(wrote[0])
-			want := probeMsg{kind: kindReply, slot: 2, nonce: 77, id: m.id, state: tc.wantState, cidLen: DefaultCIDLen}
+			want := probeMsg{kind: kindReply, slot: 2, nonce: 77, id: m.id, state: tc.wantState, cidLen: defaultCIDLen, keyTag: g.key.tag()}
 			if err != nil || r != want {
 				t.Errorf("reply %+v, %v; want %+v", r, err, want)
 			}
@@ -119,22 +118,22 @@ func TestHandleControl(t *testing.T) {
 }
 
 func TestConnectionID(t *testing.T) {
-	for _, n := range []int{MinCIDLen, DefaultCIDLen, MaxCIDLen} {
-		m := &Member{g: NewGroup(Config{CIDLen: n}), id: 0xa1b2c3d4}
-		a, _ := m.NewConnectionID()
-		b, _ := m.NewConnectionID()
+	for _, n := range []int{minCIDLen, defaultCIDLen, maxCIDLen} {
+		m := &Member{g: mustNewGroup(t, Config{CIDLen: n, Key: testKey}), id: 0xa1b2c3d4}
+		a := m.NewConnectionID()
+		b := m.NewConnectionID()
 		if len(a) != n || m.CIDLen() != n {
 			t.Errorf("CIDLen %d: got a %d-byte ID, CIDLen() = %d", n, len(a), m.CIDLen())
 		}
-		if id, ok := IDOf(a); !ok || id != m.id {
-			t.Errorf("IDOf(%x) = %08x, %v; want %08x", a, id, ok, m.id)
+		if id, ok := m.g.key.idOf(a); !ok || id != m.id {
+			t.Errorf("idOf(%x) = %08x, %v; want %08x", a, id, ok, m.id)
 		}
 		if bytes.Equal(a, b) {
 			t.Errorf("two connection IDs are equal: %x", a)
 		}
 	}
-	if _, ok := IDOf(make([]byte, MinCIDLen-1)); ok {
-		t.Errorf("IDOf accepted a short connection ID")
+	if _, ok := (key{}).idOf(make([]byte, minCIDLen-1)); ok {
+		t.Errorf("idOf accepted a short connection ID")
 	}
 }
 
@@ -150,7 +149,7 @@ func TestRandomID(t *testing.T) {
 }
 
 func TestAfterClose(t *testing.T) {
-	tab := Table{{ID: 1, State: Accepting}, {ID: 2, State: Draining}, {ID: 3, State: Accepting}}
+	tab := slotTable{{ID: 1, State: stAccepting}, {ID: 2, State: stDraining}, {ID: 3, State: stAccepting}}
 	for _, tc := range []struct {
 		closing int
 		want    []uint32
@@ -188,7 +187,7 @@ func TestUnsupported(t *testing.T) {
 	saved := sys
 	sys = unsupported{"plan9"}
 	t.Cleanup(func() { sys = saved })
-	g := NewGroup(Config{})
+	g := mustNewGroup(t, Config{})
 	var conn *net.UDPConn
 	if c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err == nil {
 		conn = c
@@ -198,13 +197,13 @@ func TestUnsupported(t *testing.T) {
 	if m != nil || !errors.Is(err, errors.ErrUnsupported) || !bytes.Contains([]byte(err.Error()), []byte("plan9")) {
 		t.Errorf("Join = %v, %v; want an error wrapping errors.ErrUnsupported that names the OS", m, err)
 	}
-	if err := g.Reconcile(); !errors.Is(err, errors.ErrUnsupported) {
+	if err := g.reconcile(); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("Reconcile = %v; want errors.ErrUnsupported", err)
 	}
 	if err := g.Close(); err != nil {
 		t.Errorf("Close of an empty group = %v", err)
 	}
-	if tab := g.Table(); len(tab) != 0 {
+	if tab := g.tableSnapshot(); len(tab) != 0 {
 		t.Errorf("Table = %v; want empty", tab)
 	}
 }
@@ -212,16 +211,16 @@ func TestUnsupported(t *testing.T) {
 // TestDigest checks that a table's digest changes with whatever the program
 // built from it depends on, and is never 0 (which marks a plain probe).
 func TestDigest(t *testing.T) {
-	base := Table{{ID: 1, State: Accepting}, {ID: 2, State: Accepting}, {ID: 3, State: Draining}}
+	base := slotTable{{ID: 1, State: stAccepting}, {ID: 2, State: stAccepting}, {ID: 3, State: stDraining}}
 	seen := map[uint32]string{}
 	for name, d := range map[string]uint32{
-		"base":          base.digest(12),
-		"other CIDLen":  base.digest(16),
-		"swapped slots": Table{base[1], base[0], base[2]}.digest(12),
-		"a drain":       Table{base[0], {ID: 2, State: Draining}, base[2]}.digest(12),
-		"one fewer":     base[:2].digest(12),
-		"another id":    Table{base[0], base[1], {ID: 4, State: Draining}}.digest(12),
-		"empty":         Table(nil).digest(12),
+		"base":          base.digest(12, key{}),
+		"other CIDLen":  base.digest(16, key{}),
+		"swapped slots": slotTable{base[1], base[0], base[2]}.digest(12, key{}),
+		"a drain":       slotTable{base[0], {ID: 2, State: stDraining}, base[2]}.digest(12, key{}),
+		"one fewer":     base[:2].digest(12, key{}),
+		"another id":    slotTable{base[0], base[1], {ID: 4, State: stDraining}}.digest(12, key{}),
+		"empty":         slotTable(nil).digest(12, key{}),
 	} {
 		if d == 0 {
 			t.Errorf("%s: digest 0", name)
@@ -233,9 +232,9 @@ func TestDigest(t *testing.T) {
 	}
 	mine := slicesClone(base)
 	mine[0].Mine = true
-	if mine.digest(12) != base.digest(12) {
+	if mine.digest(12, key{}) != base.digest(12, key{}) {
 		t.Error("the digest depends on which members are this process's, which the program does not")
 	}
 }
 
-func slicesClone(t Table) Table { return append(Table(nil), t...) }
+func slicesClone(t slotTable) slotTable { return append(slotTable(nil), t...) }
