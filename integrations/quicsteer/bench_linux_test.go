@@ -40,7 +40,10 @@ func benchSockets(b *testing.B, n int, steered bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := steer.NewGroup(steer.Config{})
+	g, err := steer.NewGroup(steer.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { g.Close() })
 	for i, pc := range pcs {
 		conn := pc.(*net.UDPConn)

@@ -13,9 +13,9 @@
 // [NewTransport] does both for a [quic.Transport]:
 //
 //	conn, _ := reuseport.ListenPacket("udp", ":443")
-//	g := steer.NewGroup(steer.Config{})
+//	g, _ := steer.NewGroup(steer.Config{})
 //	m, _ := g.Join(conn.(*net.UDPConn))
-//	tr := quicsteer.NewTransport(m, conn.(*net.UDPConn))
+//	tr := quicsteer.NewTransport(conn.(*net.UDPConn), m)
 //	ln, _ := tr.ListenEarly(tlsConf, quicConf)
 //	// serve ln, e.g. with (*http3.Server).ServeListener
 //

@@ -25,12 +25,15 @@ func Example() {
 		log.Fatal(err)
 	}
 	conn := pc.(*net.UDPConn)
-	g := steer.NewGroup(steer.Config{})
+	g, err := steer.NewGroup(steer.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	m, err := g.Join(conn)
 	if err != nil {
 		log.Fatal(err)
 	}
-	tr := quicsteer.NewTransport(m, conn)
+	tr := quicsteer.NewTransport(conn, m)
 	serverTLS, roots, err := selfsigned.New("example")
 	if err != nil {
 		log.Fatal(err)

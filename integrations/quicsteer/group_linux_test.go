@@ -3,6 +3,7 @@ package quicsteer_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -85,7 +86,9 @@ func runShards(t *testing.T, steered bool) shardsResult {
 	addr := pcs[0].LocalAddr()
 	var g *steer.Group
 	if steered {
-		g = steer.NewGroup(steer.Config{Logf: t.Logf})
+		if g, err = steer.NewGroup(steer.Config{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { g.Close() })
 	}
 	shards := make([]*shard, len(pcs))

@@ -10,7 +10,7 @@ import (
 	"github.com/b93f8b21/reuseport/steer"
 )
 
-// NewTransport returns a transport on conn, which m is the member for,
+// NewTransport returns a transport on conn, the socket m was joined with,
 // whose server-chosen connection IDs carry m's id, so that the group's
 // program steers every packet of a connection to conn. It also starts a
 // goroutine that answers the group's probes arriving on conn; the
@@ -20,7 +20,7 @@ import (
 // its other fields must not be set afterwards: for a transport with a
 // Tracer, a StatelessResetKey or other settings, fill it in and call
 // [Attach] instead.
-func NewTransport(m *steer.Member, conn *net.UDPConn) *quic.Transport {
+func NewTransport(conn *net.UDPConn, m *steer.Member) *quic.Transport {
 	tr := &quic.Transport{Conn: conn}
 	if err := Attach(tr, m); err != nil {
 		panic(err) // unreachable: tr is new
@@ -70,11 +70,7 @@ type generator struct{ m *steer.Member }
 var _ quic.ConnectionIDGenerator = generator{}
 
 func (g generator) GenerateConnectionID() (quic.ConnectionID, error) {
-	b, err := g.m.NewConnectionID()
-	if err != nil {
-		return quic.ConnectionID{}, err
-	}
-	return quic.ConnectionIDFromBytes(b), nil
+	return quic.ConnectionIDFromBytes(g.m.NewConnectionID()), nil
 }
 
 func (g generator) ConnectionIDLen() int { return g.m.CIDLen() }

@@ -114,13 +114,16 @@ func newServer(addr string, pid int, tlsConf *tls.Config, logger *log.Logger) (*
 	}
 	s := &server{conn: pc.(*net.UDPConn), served: make(chan error, 1), logger: logger}
 	if own.steer {
-		s.group = steer.NewGroup(steer.Config{Logf: logger.Printf})
+		if s.group, err = steer.NewGroup(steer.Config{Logger: servercmd.Slog(logger)}); err != nil {
+			s.conn.Close()
+			return nil, err
+		}
 		if s.member, err = s.group.Join(s.conn); err != nil {
 			s.group.Close()
 			s.conn.Close()
 			return nil, err
 		}
-		s.tr = quicsteer.NewTransport(s.member, s.conn)
+		s.tr = quicsteer.NewTransport(s.conn, s.member)
 	} else {
 		s.tr = &quic.Transport{Conn: s.conn}
 	}
@@ -135,8 +138,6 @@ func newServer(addr string, pid int, tlsConf *tls.Config, logger *log.Logger) (*
 	how := "steered by connection ID"
 	if !own.steer {
 		how = "by the kernel's hash (-steer=false)"
-	} else {
-		how += fmt.Sprintf(", member id %08x", s.member.ID())
 	}
 	logger.Printf("listening on %s (udp, packets %s)", s.conn.LocalAddr(), how)
 	return s, nil
