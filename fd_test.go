@@ -3,7 +3,7 @@ package reuseport_test
 import (
 	"testing"
 
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 )
 
 // openFDs counts this process's open file descriptors, or returns -1

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
 )
 
 // TestMigratesRequests flips net.ipv4.tcp_migrate_req inside a private

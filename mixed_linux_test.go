@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/emu"
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/emu"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
 )
 
 // TestDualStackAndIPv4AreTwoGroups checks what docs/design.md says about

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 	"golang.org/x/sys/unix"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
 )
 
 const (

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 )
 
 // A group of sockets on one port is made either by ListenGroup or by

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/drain"
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
 )
 
 // TestServeBacksOffOnEMFILE runs out of descriptors for real: accept(2)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 )
 
 // timeout bounds every wait in these tests; reaching it is a failure.

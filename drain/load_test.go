@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
 )
 
 // envLoadDuration sets how long TestRestartUnderLoad runs each mode, as a

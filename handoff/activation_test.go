@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/handoff"
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 	"golang.org/x/sys/unix"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/b93f8b21/reuseport/internal/emu"
+	"github.com/b93f8b21/reuseport/internal/test/emu"
 	"golang.org/x/sys/unix"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 	"golang.org/x/sys/unix"
 )
 

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/handoff"
-	"github.com/b93f8b21/reuseport/internal/nstest"
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 	"golang.org/x/sys/unix"
 )
 

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b93f8b21/reuseport/internal/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
 )
 
 // parked is how many established connections wait in the predecessor's

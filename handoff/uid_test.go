@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 )
 
 // nobody is the uid and gid the other user's processes run as.

@@ -6,26 +6,13 @@
 # network namespaces or nginx drivers, nor make their builds depend on
 # code that carries no compatibility promise.
 #
-# The harness is anything under internal/test/ and, until it moves there,
-# the packages listed in harness below. It runs for every main target
+# The harness is everything under internal/test/. It runs for every main target
 # (scripts/main-targets), since a dependency may hide in one OS's files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-root=$(go list -m)
-# The root module's harness packages as they are before the move under
-# internal/test/; a prefix matches the package and the ones below it.
-harness=()
-for p in loadgen netns nginx nstest rolling servercmd systest testenv tooltest wrk emu cmd; do
-	harness+=("$root/internal/$p")
-done
-
 is_harness() {
 	case $1 in */internal/test/* | */internal/test) return 0 ;; esac
-	local h
-	for h in "${harness[@]}"; do
-		case $1 in "$h" | "$h"/*) return 0 ;; esac
-	done
 	return 1
 }
 

@@ -102,7 +102,7 @@ made_rundir=1 # the README's run block makes it
 ip netns add "$netns_name"
 ip -n "$netns_name" link set lo up
 
-CGO_ENABLED=0 go build -o "$tmp/loadclient" ./internal/cmd/loadclient
+CGO_ENABLED=0 go build -o "$tmp/loadclient" ./internal/test/cmd/loadclient
 loadclient=$tmp/loadclient
 
 # The API service in the namespace, so that the containers it starts for

@@ -5,7 +5,7 @@
 # -race, which needs cgo) and run from its package directory with
 # -test.short, as `go test` would run it; qemu-user-static from Debian runs
 # it through binfmt_misc handlers that this script registers itself, so that
-# the tests that re-execute their own binary (internal/nstest) work too.
+# the tests that re-execute their own binary (internal/test/nstest) work too.
 #
 # It prints per architecture and package how many tests and subtests passed,
 # failed and were skipped, and the reason of every skip; it fails if any test
@@ -47,7 +47,7 @@ done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/testsummary" ./internal/cmd/testsummary
+go build -o "$work/testsummary" ./internal/test/cmd/testsummary
 
 # Build every architecture's test binaries first (the go command keeps both
 # cores busy), then run two architectures at a time: a test binary under

@@ -72,7 +72,7 @@ fi
 # The machine has no Go: the binaries are built here, static.
 mkdir -p "$tmp/ci" "$tmp/src/examples"
 CGO_ENABLED=0 go build -o "$tmp/ci/httpserver" ./examples/httpserver
-CGO_ENABLED=0 go build -o "$tmp/loadclient" ./internal/cmd/loadclient
+CGO_ENABLED=0 go build -o "$tmp/loadclient" ./internal/test/cmd/loadclient
 loadclient=$tmp/loadclient
 # /src in the machine stands for the clone the README's commands run in.
 cp -r examples/systemd "$tmp/src/examples/"

@@ -1,6 +1,6 @@
 package main
 
-import "github.com/b93f8b21/reuseport/internal/servercmd"
+import "github.com/b93f8b21/reuseport/internal/test/servercmd"
 
 // The ways to stop serving. Only drain is lossless; stdlib is plain
 // http.Server.Shutdown, kept so that a benchmark can show what it loses.

@@ -41,7 +41,7 @@ import (
 	"log"
 	"os"
 
-	"github.com/b93f8b21/reuseport/internal/servercmd"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd"
 )
 
 func main() { command.Main(serve) }

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd/servercmdtest"
 )
 
 func TestMain(m *testing.M) { servercmdtest.Main(m, main) }

@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b93f8b21/reuseport/internal/loadgen"
-	"github.com/b93f8b21/reuseport/internal/nginx"
-	"github.com/b93f8b21/reuseport/internal/nstest"
-	"github.com/b93f8b21/reuseport/internal/rolling"
-	"github.com/b93f8b21/reuseport/internal/rolling/rollingtest"
-	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
-	"github.com/b93f8b21/reuseport/internal/tooltest"
-	"github.com/b93f8b21/reuseport/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/test/loadgen"
+	"github.com/b93f8b21/reuseport/internal/test/nginx"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/rolling"
+	"github.com/b93f8b21/reuseport/internal/test/rolling/rollingtest"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/test/tooltest"
+	"github.com/b93f8b21/reuseport/internal/test/wrk"
 )
 
 // These tests restart the example server behind a reverse proxy that keeps

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/httpserver"
-	"github.com/b93f8b21/reuseport/internal/nginx"
-	"github.com/b93f8b21/reuseport/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/test/nginx"
+	"github.com/b93f8b21/reuseport/internal/test/wrk"
 )
 
 // httpServer is one contender of the throughput runs.

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/b93f8b21/reuseport/internal/nginx"
-	"github.com/b93f8b21/reuseport/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/test/nginx"
+	"github.com/b93f8b21/reuseport/internal/test/wrk"
 )
 
 // header is the top of BENCHMARKS.md: how it was made and on what.

@@ -48,8 +48,8 @@ import (
 	"github.com/b93f8b21/reuseport/bench/internal/httpserver"
 	"github.com/b93f8b21/reuseport/bench/internal/restarts"
 	"github.com/b93f8b21/reuseport/bench/internal/spread"
-	"github.com/b93f8b21/reuseport/internal/nginx"
-	"github.com/b93f8b21/reuseport/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/test/nginx"
+	"github.com/b93f8b21/reuseport/internal/test/wrk"
 )
 
 // A section measures one thing and writes its part of BENCHMARKS.md. It

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/restarts"
-	"github.com/b93f8b21/reuseport/internal/nginx"
+	"github.com/b93f8b21/reuseport/internal/test/nginx"
 )
 
 // The restart figures of docs/restarts.md (README.md links to them) lie

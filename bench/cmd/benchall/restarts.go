@@ -16,9 +16,9 @@ import (
 	"github.com/b93f8b21/reuseport/bench/internal/child"
 	"github.com/b93f8b21/reuseport/bench/internal/plots"
 	"github.com/b93f8b21/reuseport/bench/internal/restarts"
-	"github.com/b93f8b21/reuseport/internal/loadgen"
-	"github.com/b93f8b21/reuseport/internal/netns"
-	"github.com/b93f8b21/reuseport/internal/nginx"
+	"github.com/b93f8b21/reuseport/internal/test/loadgen"
+	"github.com/b93f8b21/reuseport/internal/test/netns"
+	"github.com/b93f8b21/reuseport/internal/test/nginx"
 )
 
 // The restart runs use two workers, as the restart test does, whatever -n
@@ -194,7 +194,7 @@ func (r *runner) restartReport(rows []restarts.Row, warmup time.Duration, rawPat
 	}
 	baselines := map[bool]baseline{false: baselineOf(table, false), true: baselineOf(table, true)} // keyed by Kind.Nginx
 	var b strings.Builder
-	fmt.Fprintf(&b, "Two server processes share a port; %d clients of this repository's load client (`internal/loadgen`) "+
+	fmt.Fprintf(&b, "Two server processes share a port; %d clients of this repository's load client (`internal/test/loadgen`) "+
 		"each open a new connection per request (HTTP/1.0, no retries) for %v per row, after %v of warm-up on freshly "+
 		"started servers, and one worker is replaced every "+
 		"%v, the workers in turn. The example server (`examples/httpserver`) is replaced either by a successor that takes "+

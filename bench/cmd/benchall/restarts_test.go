@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/restarts"
-	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/test/loadgen"
 )
 
 // TestRestartReport renders the section from made-up rows whose figures

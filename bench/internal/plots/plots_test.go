@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/plots"
-	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/test/loadgen"
 )
 
 func TestSpreadBars(t *testing.T) {

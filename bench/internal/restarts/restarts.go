@@ -25,11 +25,11 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport/bench/internal/child"
-	"github.com/b93f8b21/reuseport/internal/loadgen"
-	"github.com/b93f8b21/reuseport/internal/netns"
-	"github.com/b93f8b21/reuseport/internal/nginx"
-	"github.com/b93f8b21/reuseport/internal/rolling"
-	"github.com/b93f8b21/reuseport/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/test/loadgen"
+	"github.com/b93f8b21/reuseport/internal/test/netns"
+	"github.com/b93f8b21/reuseport/internal/test/nginx"
+	"github.com/b93f8b21/reuseport/internal/test/rolling"
+	"github.com/b93f8b21/reuseport/internal/test/wrk"
 )
 
 // ChildRole names the helper process that runs a [Plan].

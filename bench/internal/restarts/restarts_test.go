@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b93f8b21/reuseport/internal/loadgen"
-	"github.com/b93f8b21/reuseport/internal/netns"
-	"github.com/b93f8b21/reuseport/internal/wrk"
+	"github.com/b93f8b21/reuseport/internal/test/loadgen"
+	"github.com/b93f8b21/reuseport/internal/test/netns"
+	"github.com/b93f8b21/reuseport/internal/test/wrk"
 )
 
 // TestChildRefusesHostNetns checks the guard that keeps the benchmark from

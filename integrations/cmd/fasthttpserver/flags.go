@@ -1,6 +1,6 @@
 package main
 
-import "github.com/b93f8b21/reuseport/internal/servercmd"
+import "github.com/b93f8b21/reuseport/internal/test/servercmd"
 
 // The ways to stop serving. Only drain is lossless; native is plain
 // fasthttp.Server.ShutdownWithContext, kept so that a test can show what it

@@ -1,6 +1,6 @@
 package main
 
-import "github.com/b93f8b21/reuseport/internal/servercmd"
+import "github.com/b93f8b21/reuseport/internal/test/servercmd"
 
 // The ways to stop serving. Only drain is lossless; the others are kept so
 // that tests and benchmarks can show what they lose.

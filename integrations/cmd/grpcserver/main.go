@@ -37,7 +37,7 @@ import (
 
 	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/integrations/grpcdrain"
-	"github.com/b93f8b21/reuseport/internal/servercmd"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd"
 )
 
 func main() { command.Main(serve) }

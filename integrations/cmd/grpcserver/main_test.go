@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd/servercmdtest"
 )
 
 // startServer runs the server binary with args and waits until it serves.

@@ -14,11 +14,11 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/b93f8b21/reuseport/internal/loadgen"
-	"github.com/b93f8b21/reuseport/internal/nstest"
-	"github.com/b93f8b21/reuseport/internal/rolling"
-	"github.com/b93f8b21/reuseport/internal/rolling/rollingtest"
-	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/test/loadgen"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/rolling"
+	"github.com/b93f8b21/reuseport/internal/test/rolling/rollingtest"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd/servercmdtest"
 )
 
 // envBinary passes the server binary built outside the namespace to the

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd/servercmdtest"
 )
 
 // envBinary passes the server binary built outside the namespace to the

@@ -16,7 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
-	"github.com/b93f8b21/reuseport/internal/loadgen"
+	"github.com/b93f8b21/reuseport/internal/test/loadgen"
 )
 
 // requestTimeout bounds each GET. Without a shared stateless reset key a

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"flag"
 
-	"github.com/b93f8b21/reuseport/internal/servercmd"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd"
 )
 
 // command is this program's command line: the flags every server command

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b93f8b21/reuseport/internal/servercmd"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd"
 )
 
 func TestFlags(t *testing.T) {

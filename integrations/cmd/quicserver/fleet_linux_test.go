@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 )
 
 // nobody is the uid and gid the servers run as, so that the tests show

@@ -54,7 +54,7 @@ import (
 	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/integrations/internal/selfsigned"
 	"github.com/b93f8b21/reuseport/integrations/quicsteer"
-	"github.com/b93f8b21/reuseport/internal/servercmd"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd"
 	"github.com/b93f8b21/reuseport/steer"
 )
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/nstest"
-	"github.com/b93f8b21/reuseport/internal/servercmd/servercmdtest"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/servercmd/servercmdtest"
 )
 
 // The load of every scenario, as issue 12 measured it: three copies on one
