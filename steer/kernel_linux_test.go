@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/emu"
+	"github.com/b93f8b21/reuseport/internal/test/emu"
 	"golang.org/x/sys/unix"
 )
 

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/internal/nstest"
-	"github.com/b93f8b21/reuseport/internal/testenv"
+	"github.com/b93f8b21/reuseport/internal/test/nstest"
+	"github.com/b93f8b21/reuseport/internal/test/testenv"
 )
 
 // A member process is this test binary run again with envMember set: it
