@@ -195,13 +195,13 @@ echo
 echo "== §2: socket units, upgraded with systemctl restart"
 run_block activated-install
 sleep 1
-before=$(journal_count 'socket: activated)')
+before=$(journal_count 'msg="handoff: serving".* origin=activated')
 load_start "$netns"
 for _ in 1 2 3; do
 	run_block activated-upgrade
 done
 load_stop
-restarts=$(($(journal_count 'socket: activated)') - before))
+restarts=$(($(journal_count 'msg="handoff: serving".* origin=activated') - before))
 verdict "README §2: .socket units, upgrade 3 times" none "$restarts restarts"
 if [ "$restarts" -ne 6 ]; then
 	echo "FAIL: 6 restarts expected (3 upgrades of 2 slots), the journal shows $restarts servers starting on an activated socket"
@@ -219,7 +219,7 @@ machine timeout 30 runuser -u httpserver -- /usr/local/bin/httpserver \
 load_stop
 sed 's/^/    by hand: /' "$tmp/byhand.log" | grep -v tcp_migrate_req
 replaced=no
-if grep -q 'socket: inherited)' "$tmp/byhand.log" && grep -q 'a successor took over the socket' "$tmp/byhand.log" &&
+if grep -q 'msg="handoff: serving" .* origin=inherited' "$tmp/byhand.log" && grep -q 'a successor took over the socket' "$tmp/byhand.log" &&
 	machine systemctl is-active -q httpserver-activated@w1.service; then
 	replaced=yes
 fi
