@@ -78,14 +78,25 @@ func TestRollingSignalGracefulLosesRPCs(t *testing.T) {
 // calls GracefulStop as soon as its successor serves, without waiting for
 // grpc-go to take up the connections it has accepted. Those it had not
 // are closed unanswered, and their clients fail although the listening
-// socket never closed. It runs 10s: on a loaded 2-core machine, 5s runs
-// saw as few as 2 failures.
+// socket never closed. The window is narrow: on a loaded 2-core machine,
+// 5s runs saw as few as 2 failures, and on a quiet one a 10s run once saw
+// none (47,659 RPCs, 39 restarts, in CI). So it runs up to three rounds of
+// 10s and stops at the first that loses RPCs; the control fails only if
+// none does.
 func TestRollingHandoffGracefulLosesRPCs(t *testing.T) {
 	bin := buildServer(t)
 	if servercmdtest.OutsideRace(t, "grpcserver.test") || nstest.Isolate(t) {
 		return
 	}
-	rollingtest.CheckLoss(t, rollingRun(t, bin, rolling.Handoff, 10*time.Second, perRPC, "-shutdown", shutdownGraceful), 20)
+	const rounds = 3
+	for round := 1; ; round++ {
+		res := rollingRun(t, bin, rolling.Handoff, 10*time.Second, perRPC, "-shutdown", shutdownGraceful)
+		if round == rounds || res.Load == nil || res.Load.Failed() > 0 {
+			rollingtest.CheckLoss(t, res, 20)
+			return
+		}
+		t.Logf("round %d of %d lost no RPC; running another", round, rounds)
+	}
 }
 
 // TestRollingHandoffStopLosesRPCs is the control for persistent clients:
