@@ -33,7 +33,6 @@ const (
 	longDCID       = 6
 	minClientDCID  = 8 // a client's first DCID is at least this long (RFC 9000, 7.2)
 	minLongPacket  = longDCID + minClientDCID
-	idLen          = 4
 	nonceOff       = 4          // where a connection ID's nonce starts
 	fallbackToHash = 0xffffffff // any index past the group: the kernel hashes
 )
