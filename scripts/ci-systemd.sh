@@ -140,6 +140,19 @@ journal_count() {
 	machine journalctl --no-pager -o cat -u 'httpserver*' | grep -c -- "$1" || true
 }
 
+# journal_wait PATTERN BEFORE WANT prints how many lines match PATTERN beyond
+# BEFORE, once that reaches WANT or after 15 s. The units are Type=simple, so
+# systemctl returns before the last server logs, and journald writes later.
+journal_wait() {
+	local n _
+	for _ in $(seq 1 30); do
+		n=$(($(journal_count "$1") - $2))
+		[ "$n" -ge "$3" ] && break
+		sleep 0.5
+	done
+	echo "$n"
+}
+
 # Setup: everything but the build, done here already.
 block=$(readme_block "$readme" setup)
 if ! grep -q '^go build -o /usr/local/bin/httpserver ' <<<"$block"; then
@@ -160,7 +173,7 @@ for _ in 1 2; do # blue to green, and back: 4 handoffs over 2 slots
 	run_block blue-green-upgrade
 done
 load_stop
-handoffs=$(($(journal_count 'a successor took over the socket') - before))
+handoffs=$(journal_wait 'a successor took over the socket' "$before" 4)
 verdict "README §1: blue/green upgrade, twice" none "$handoffs handoffs"
 if [ "$handoffs" -ne 4 ]; then
 	echo "FAIL: 4 handoffs expected (2 upgrades of 2 slots), the journal shows $handoffs"
@@ -195,13 +208,13 @@ echo
 echo "== §2: socket units, upgraded with systemctl restart"
 run_block activated-install
 sleep 1
-before=$(journal_count 'msg="handoff: serving".* origin=activated')
+before=$(journal_wait 'msg="handoff: serving".* origin=activated' 0 2) # w1 and w2
 load_start "$netns"
 for _ in 1 2 3; do
 	run_block activated-upgrade
 done
 load_stop
-restarts=$(($(journal_count 'msg="handoff: serving".* origin=activated') - before))
+restarts=$(journal_wait 'msg="handoff: serving".* origin=activated' "$before" 6)
 verdict "README §2: .socket units, upgrade 3 times" none "$restarts restarts"
 if [ "$restarts" -ne 6 ]; then
 	echo "FAIL: 6 restarts expected (3 upgrades of 2 slots), the journal shows $restarts servers starting on an activated socket"
