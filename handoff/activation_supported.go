@@ -60,6 +60,10 @@ func (h *Handoff) activate() {
 		if fileName == "" {
 			fileName = "LISTEN_FD_" + strconv.Itoa(fd)
 		}
-		h.offered = append(h.offered, &candidate{file: os.NewFile(uintptr(fd), fileName), info: info, origin: activated, name: name})
+		o := activated
+		if name == fdStoreName {
+			o = stored
+		}
+		h.offered = append(h.offered, &candidate{file: os.NewFile(uintptr(fd), fileName), info: info, origin: o, name: name})
 	}
 }

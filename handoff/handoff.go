@@ -40,6 +40,18 @@ type Config struct {
 	// that fails leaves them untouched too.
 	Activation bool
 
+	// FDStore makes Ready store the sockets in systemd's file descriptor
+	// store (sd_notify FDSTORE=1, named "handoff"), when NOTIFY_SOCKET is
+	// set, so that they outlive a crash of the only process: systemd
+	// passes them back to the process it restarts, where Start takes them
+	// (it needs Activation) and logs their origin as stored. The
+	// connections queued meanwhile wait in them. The unit needs
+	// FileDescriptorStoreMax= of at least the number of sockets. A
+	// successor in the same unit leaves the store to its predecessor,
+	// whose entries systemd keeps while the unit lives; a socket only the
+	// successor serves is stored at the unit's next start.
+	FDStore bool
+
 	// Timeout bounds each step of a handoff: the wait for the lock
 	// that serializes successors, the exchange with the predecessor, and
 	// telling it to stop. It must exceed the time a successor takes from
@@ -61,7 +73,11 @@ const (
 	fresh     origin = iota // bound by this process
 	inherited               // handed over by the predecessor
 	activated               // passed by systemd socket activation
+	stored                  // passed back by systemd from its fd store
 )
+
+// fdStoreName is the FDNAME of the sockets Config.FDStore stores.
+const fdStoreName = "handoff"
 
 func (o origin) String() string {
 	switch o {
@@ -71,6 +87,8 @@ func (o origin) String() string {
 		return "inherited"
 	case activated:
 		return "activated"
+	case stored:
+		return "stored"
 	}
 	return fmt.Sprintf("origin(%d)", uint8(o))
 }
@@ -83,6 +101,9 @@ type Handoff struct {
 	minVersion, maxVersion uint16
 	hook                   func(stage string) // tests only; see export_test.go
 	done                   chan struct{}
+	notify                 *notifier // nil unless NOTIFY_SOCKET is set
+	begun                  time.Time // when Start began
+	status                 string    // the STATUS= of Ready; set by RunAll
 
 	life sync.Mutex // serializes Ready and Close
 
@@ -91,6 +112,11 @@ type Handoff struct {
 	offered []*candidate // inherited, then activated; not yet claimed
 	claimed []claimed    // what a successor will be offered, in order
 	sys     platform     // the OS-specific half
+
+	// successorPID is the successor that took over, and inUnit whether
+	// it is in this process's systemd unit; set before done is closed.
+	successorPID int
+	inUnit       bool
 }
 
 type state uint8
@@ -144,13 +170,16 @@ func start(ctx context.Context, cfg Config, lo, hi uint16) (*Handoff, error) {
 		return nil, fmt.Errorf("handoff: Config.Path %q must name a file, not an abstract socket", cfg.Path)
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("handoff: Config.Timeout must not be negative, got %v", cfg.Timeout)
+	case cfg.FDStore && !cfg.Activation:
+		return nil, errors.New("handoff: Config.FDStore needs Config.Activation: stored sockets come back through LISTEN_FDS")
 	case cfg.Timeout == 0:
 		cfg.Timeout = defaultTimeout
 	}
 	if cfg.ListenConfig == nil {
 		cfg.ListenConfig = new(reuseport.ListenConfig)
 	}
-	h := &Handoff{cfg: cfg, log: logger(cfg.Logger), minVersion: lo, maxVersion: hi, done: make(chan struct{})}
+	h := &Handoff{cfg: cfg, log: logger(cfg.Logger), minVersion: lo, maxVersion: hi, done: make(chan struct{}), begun: time.Now()}
+	h.notify = newNotifier(h.log)
 	if err := h.start(ctx); err != nil {
 		return nil, edgeError(err)
 	}
@@ -280,7 +309,44 @@ func (h *Handoff) readyInner() error {
 		return errors.New("a second call of Ready")
 	}
 	h.closeCandidates(unclaimed, "unclaimed") // failures are logged; they do not stop serving
-	return h.ready()
+	if err := h.ready(); err != nil {
+		return err
+	}
+	h.notifyReady()
+	return nil
+}
+
+// notifyReady tells systemd, if it listens, that this process serves, and
+// stores the sockets with Config.FDStore. A successor whose predecessor is
+// in the same unit says nothing: the predecessor, the unit's main process,
+// hands the unit over (see retire), as NotifyAccess=main allows it alone.
+func (h *Handoff) notifyReady() {
+	if h.notify == nil {
+		if h.cfg.FDStore {
+			h.log.Warn("handoff: nothing stored: Config.FDStore is set but NOTIFY_SOCKET is not (Type=notify and FileDescriptorStoreMax= store sockets)")
+		}
+		return
+	}
+	if pid := h.predecessorPID(); pid != 0 && sameUnit(pid) {
+		h.log.Info("handoff: the predecessor in this systemd unit hands the unit over", "predecessor_pid", pid)
+		return
+	}
+	status := h.status
+	if status == "" {
+		status = "serving"
+	}
+	h.notify.send(fmt.Sprintf("READY=1\nMAINPID=%d\nSTATUS=%s", os.Getpid(), status))
+	if h.cfg.FDStore {
+		h.store()
+	}
+}
+
+// successorInUnit reports whether the successor that took over is in this
+// process's systemd unit, which then goes on. Valid once Done is closed.
+func (h *Handoff) successorInUnit() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.inUnit
 }
 
 // Done is closed once a successor has taken the sockets and is serving.

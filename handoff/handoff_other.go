@@ -25,3 +25,7 @@ func (h *Handoff) start(context.Context) error { return errUnsupported }
 func (h *Handoff) ready() error { return errUnsupported }
 
 func (h *Handoff) close() error { return nil }
+
+func (h *Handoff) store() {}
+
+func (h *Handoff) predecessorPID() int { return 0 }

@@ -83,6 +83,7 @@ func (h *Handoff) handOver(c *net.UnixConn) bool {
 		return false
 	}
 	h.testHook("hello")
+	begun := time.Now()
 	if err := h.offer(w, v); err != nil {
 		h.log.Warn("handoff: handing sockets to the successor failed; still serving", "successor_pid", m.pid, "err", err)
 		return false
@@ -100,9 +101,26 @@ func (h *Handoff) handOver(c *net.UnixConn) bool {
 	}
 	if err != nil {
 		h.log.Warn("handoff: the successor took the sockets but did not become ready; still serving", "successor_pid", m.pid, "err", err)
+		stats.failedTakeovers.Add(1)
 		return false
 	}
-	h.log.Info("handoff: the successor is serving; stop accepting", "successor_pid", m.pid)
+	took := time.Since(begun)
+	pid := int(m.pid)
+	inUnit := h.notify != nil && sameUnit(pid)
+	h.mu.Lock()
+	h.successorPID, h.inUnit = pid, inUnit
+	h.mu.Unlock()
+	stats.handedOver.Add(1)
+	h.log.Info("handoff: the successor is serving; stop accepting", "successor_pid", m.pid, "handed_over_in", took.Round(time.Microsecond))
+	if inUnit {
+		// Before Done closes, so that the unit has its new main process
+		// before this one can exit.
+		if h.notify.handOverUnit(pid, took) {
+			h.log.Info("handoff: the successor is now the systemd unit's main process", "successor_pid", pid)
+		}
+	} else if h.notify != nil {
+		h.notify.send(fmt.Sprintf("STATUS=handed over to pid %d, another unit; draining", pid))
+	}
 	return true
 }
 

@@ -3,16 +3,11 @@ package handoff
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"time"
-
-	"github.com/b93f8b21/reuseport"
-	"github.com/b93f8b21/reuseport/drain"
 )
 
 // RunConfig configures [Run]: the [Config] of its handoff, and what only
@@ -27,8 +22,20 @@ type RunConfig struct {
 	// OnReady, if set, is called once the server serves and the
 	// predecessor, if any, has been told to stop, with the local address
 	// it serves on: the moment to tell a supervisor that the process is
-	// ready (systemd's sd_notify READY=1).
+	// ready. Run tells systemd itself (see [RunAll]). [RunAll] calls it
+	// once for each Service, in order.
 	OnReady func(net.Addr)
+
+	// UpgradeSignal, if not nil, makes the process upgrade itself in
+	// place when it receives that signal, as tableflip does: it starts
+	// its own executable, as the file now on disk, with the same
+	// arguments and environment, as its successor on Config.Path; waits
+	// until the successor serves, at most ShutdownTimeout; then drains
+	// and returns nil. If the successor fails, this process kills it if
+	// it still runs, logs why, and goes on serving. Under systemd, use
+	// syscall.SIGHUP with Type=notify-reload, or Type=notify and
+	// ExecReload=/bin/kill -HUP $MAINPID (see RunAll). It needs a Path.
+	UpgradeSignal os.Signal
 }
 
 const defaultShutdownTimeout = 30 * time.Second
@@ -99,63 +106,31 @@ func (f funcs) Shutdown(ctx context.Context) error { return f.shutdown(ctx) }
 //
 // An [*http.Server] is served through [drain.NewServer], whose drain
 // answers every request on every connection it accepted, keep-alive ones
-// included; [http.Server.Shutdown] alone does not. Run never writes to
-// the caller's http.Server: it serves a new one with the same exported
-// fields, so the same *http.Server may be passed to Run again. A copy
-// cannot carry what http.Server keeps unexported: functions registered
-// with [http.Server.RegisterOnShutdown] (golang.org/x/net/http2's
-// ConfigureServer registers one) are not called; wrap the server in
-// [drain.NewServer] yourself to keep them, and pass the [*drain.Server].
+// included; [http.Server.Shutdown] alone does not. This is why a web
+// framework's server is passed as its *http.Server (echo's e.Server, or
+// the http.Server gin's or chi's router is served by), not through
+// [Funcs] with the framework's own Shutdown, which is plain
+// http.Server.Shutdown. Run never writes to the caller's http.Server: it
+// serves a new one with the same exported fields, so the same *http.Server
+// may be passed to Run again. A copy cannot carry what http.Server keeps
+// unexported: functions registered with [http.Server.RegisterOnShutdown]
+// (golang.org/x/net/http2's ConfigureServer registers one) are not called;
+// wrap the server in [drain.NewServer] yourself to keep them, and pass the
+// [*drain.Server].
 //
 // With an empty cfg.Path there is no handoff: Run binds a fresh socket
-// with cfg.ListenConfig and only ctx stops it.
+// with cfg.ListenConfig and only ctx stops it. Where sockets cannot share
+// a port (Windows, or a kernel that refuses SO_REUSEPORT), it then binds a
+// plain socket, logs that a second copy cannot share the port, and serves
+// a single copy.
+//
+// Run is [RunAll] with one [Service]; see RunAll for systemd, upgrades on
+// a signal, and servers with several sockets.
 func Run(ctx context.Context, cfg RunConfig, network, address string, srv Server) error {
-	if err := cfg.check(srv); err != nil {
-		return err
-	}
-	if hs, ok := srv.(*http.Server); ok {
-		srv = drain.NewServer(copyServer(hs))
-	}
-	log := logger(cfg.Logger)
-	g, err := startGeneration(ctx, cfg.Config, log, network, address)
-	if err != nil {
-		return err
-	}
-	dl := drain.NewListener(g.ln)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(dl) }()
-
-	var errs []error
-	if err := g.ready(); err != nil {
-		// The predecessor goes on serving; what this process accepted
-		// meanwhile still gets its answer below.
-		errs = append(errs, edgeError(err))
-		log.Warn("handoff: taking over from the predecessor failed", "err", err)
-	} else {
-		log.Info("handoff: serving", "network", network, "addr", g.ln.Addr(), "origin", g.origin)
-		if cfg.OnReady != nil {
-			cfg.OnReady(g.ln.Addr())
-		}
-		waitForStop(ctx, log, served, g.successor())
-	}
-	timeout := cfg.ShutdownTimeout
-	if timeout == 0 {
-		timeout = defaultShutdownTimeout
-	}
-	errs = append(errs, stopServing(ctx, timeout, dl, srv, served), g.close())
-	return errors.Join(errs...)
-}
-
-func (cfg *RunConfig) check(srv Server) error {
-	switch {
-	case srv == nil:
+	if srv == nil {
 		return errors.New("handoff: Run needs a Server, got nil")
-	case cfg.ShutdownTimeout < 0:
-		return fmt.Errorf("handoff: RunConfig.ShutdownTimeout must not be negative, got %v", cfg.ShutdownTimeout)
-	case cfg.Activation && cfg.Path == "":
-		return errors.New("handoff: Config.Activation needs a Config.Path")
 	}
-	return nil
+	return RunAll(ctx, cfg, Service{Network: network, Address: address, Server: srv})
 }
 
 // copyServer returns a new http.Server with the exported fields of hs.
@@ -169,131 +144,4 @@ func copyServer(hs *http.Server) *http.Server {
 		}
 	}
 	return c
-}
-
-// generation is the socket Run serves on and the handoff it came from,
-// if any.
-type generation struct {
-	ln     net.Listener
-	origin origin
-	h      *Handoff // nil without a Path
-}
-
-// startGeneration starts the handoff, if cfg has a Path, and listens.
-func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, network, address string) (*generation, error) {
-	if cfg.Path == "" {
-		lc := cfg.ListenConfig
-		if lc == nil {
-			lc = new(reuseport.ListenConfig)
-		}
-		ln, err := lc.Listen(ctx, network, address)
-		if err != nil {
-			return nil, err
-		}
-		// As Handoff.Listen logs it.
-		log.Info("handoff: listening", "network", network, "addr", ln.Addr(), "origin", fresh)
-		return &generation{ln: ln, origin: fresh}, nil
-	}
-	cfg.Logger = log
-	h, err := Start(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := h.Listen(ctx, network, address)
-	if err != nil {
-		return nil, errors.Join(err, h.Close())
-	}
-	return &generation{ln: ln, origin: h.lastOrigin(), h: h}, nil
-}
-
-func (g *generation) ready() error {
-	if g.h == nil {
-		return nil
-	}
-	return g.h.readyInner()
-}
-
-// successor is closed once a successor serves; nil (never ready) without
-// a handoff.
-func (g *generation) successor() <-chan struct{} {
-	if g.h == nil {
-		return nil
-	}
-	return g.h.Done()
-}
-
-// close stops answering on Path if no successor took over; the listener
-// itself is closed by the shutdown.
-func (g *generation) close() error {
-	if g.h == nil {
-		return nil
-	}
-	return g.h.Close()
-}
-
-// waitForStop waits for a reason to stop: Serve returned, ctx ended, or a
-// successor took over.
-func waitForStop(ctx context.Context, log *slog.Logger, served chan error, successor <-chan struct{}) {
-	select {
-	case err := <-served:
-		served <- err // read again by stopServing
-		log.Warn("handoff: shutting down: Serve returned", "err", err)
-	case <-ctx.Done():
-		log.Info("handoff: shutting down: the context ended", "cause", context.Cause(ctx))
-	case <-successor:
-		log.Info("handoff: shutting down: a successor took over the socket")
-	}
-}
-
-// stopServing closes the listener, stops srv gracefully within timeout,
-// and collects what Serve returned.
-func stopServing(ctx context.Context, timeout time.Duration, dl *drain.Listener, srv Server, served chan error) error {
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
-	dl.Close()
-	err := dl.WaitClaimed(stopCtx)
-	if err == nil {
-		err = srv.Shutdown(stopCtx)
-	}
-	var errs []error
-	if err != nil {
-		errs = append(errs, stopError(stopCtx, timeout, srv, err))
-	}
-	return errors.Join(append(errs, serveResult(stopCtx, timeout, served))...)
-}
-
-// stopError says why the graceful stop failed, after closing srv if it
-// can be closed. It speaks of a timeout only if stopCtx's deadline passed.
-func stopError(stopCtx context.Context, timeout time.Duration, srv Server, err error) error {
-	if errors.Is(stopCtx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("handoff: graceful stop did not finish within RunConfig.ShutdownTimeout (%v): %w", timeout, err)
-	} else {
-		err = fmt.Errorf("handoff: graceful stop failed: %w", err)
-	}
-	if c, ok := srv.(io.Closer); ok {
-		if cerr := c.Close(); cerr != nil {
-			return errors.Join(err, fmt.Errorf("handoff: closing the server: %w", cerr))
-		}
-	}
-	return err
-}
-
-// serveResult returns what Serve returned, unless that only says it was
-// stopped. Serve returned when the listener closed, or at the latest when
-// Shutdown did; look before waiting, as stopCtx may have ended.
-func serveResult(stopCtx context.Context, timeout time.Duration, served chan error) error {
-	var err error
-	select {
-	case err = <-served:
-	default:
-		select {
-		case err = <-served:
-		case <-stopCtx.Done():
-			return fmt.Errorf("handoff: Serve had not returned %v after the listener closed", timeout)
-		}
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -155,6 +155,7 @@ func (h *Handoff) inherit(ctx context.Context) error {
 	if err != nil {
 		uc.Close()
 		h.log.Warn("handoff: binding fresh sockets: no sockets from the process on Path, which keeps serving if it is alive", "path", path, "err", err)
+		stats.failedTakeovers.Add(1)
 		return nil
 	}
 	uc.SetDeadline(time.Time{})
@@ -268,7 +269,8 @@ func (h *Handoff) ready() error {
 		if err != nil {
 			h.log.Warn("handoff: could not tell the predecessor to stop accepting; it serves until it exits", "predecessor_pid", pid, "err", err)
 		} else {
-			h.log.Info("handoff: answering successors on Path; predecessor told to stop accepting", "path", h.cfg.Path, "predecessor_pid", pid)
+			stats.tookOver.Add(1)
+			h.log.Info("handoff: answering successors on Path; predecessor told to stop accepting", "path", h.cfg.Path, "predecessor_pid", pid, "took_over_in", time.Since(h.begun).Round(time.Microsecond))
 		}
 	} else {
 		h.log.Info("handoff: answering successors on Path", "path", h.cfg.Path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // Listener wraps a [net.Listener] so that its accept loop can be stopped
@@ -28,6 +29,9 @@ type Listener struct {
 	// Accept calls in progress, plus the connections returned that the
 	// server has neither used nor closed yet.
 	unclaimed gauge
+
+	// open counts the connections returned and not closed yet.
+	open atomic.Int64
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -74,6 +78,9 @@ func (l *Listener) Close() error {
 	})
 	return l.closeErr
 }
+
+// Open returns how many of the connections Accept returned are not closed.
+func (l *Listener) Open() int { return int(l.open.Load()) }
 
 // Wait waits until Close has been called, no Accept call is running, and
 // every connection returned has been closed, or until ctx ends.

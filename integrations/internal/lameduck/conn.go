@@ -48,6 +48,7 @@ var (
 
 func (l *Listener) newConn(nc net.Conn) *conn {
 	c := &conn{Conn: nc, l: l}
+	l.open.Add(1)
 	if s := l.srv; s != nil {
 		if s.cfg.Sniff > 0 {
 			c.sniffing.Store(true)
@@ -123,6 +124,7 @@ func (c *conn) close() error {
 			}
 		}
 		c.l.pending.Add(-1)
+		c.l.open.Add(-1)
 	}
 	return err
 }
