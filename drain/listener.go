@@ -49,10 +49,6 @@ func (l *Listener) Addr() net.Addr { return l.l.Addr() }
 // every call returns the error of the first.
 func (l *Listener) Close() error { return l.l.Close() }
 
-// Open returns how many of the connections Accept returned are still
-// open: those a drain waits for.
-func (l *Listener) Open() int { return l.l.Open() }
-
 // Wait blocks until the listener has drained: Close has been called, no
 // Accept call is still running, and every connection it returned has been
 // closed. If ctx ends first, Wait returns ctx.Err() and leaves the

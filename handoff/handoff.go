@@ -113,6 +113,11 @@ type Handoff struct {
 	claimed []claimed    // what a successor will be offered, in order
 	sys     platform     // the OS-specific half
 
+	// receivers take up connections a predecessor hands over, by the
+	// listener they were accepted on (see RunAll); guarded by mu.
+	receivers map[sockInfo]func(net.Conn) bool
+	passMu    sync.Mutex // serializes passConn
+
 	// successorPID is the successor that took over, and inUnit whether
 	// it is in this process's systemd unit; set before done is closed.
 	successorPID int
@@ -433,4 +438,19 @@ func (h *Handoff) lastOrigin() origin {
 		return fresh
 	}
 	return h.claimed[len(h.claimed)-1].origin
+}
+
+// addReceiver registers receive for the connections a predecessor hands
+// over that were accepted on the listener info; nil unregisters.
+func (h *Handoff) addReceiver(info sockInfo, receive func(net.Conn) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if receive == nil {
+		delete(h.receivers, info)
+		return
+	}
+	if h.receivers == nil {
+		h.receivers = make(map[sockInfo]func(net.Conn) bool)
+	}
+	h.receivers[info] = receive
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 )
 
@@ -29,3 +30,7 @@ func (h *Handoff) close() error { return nil }
 func (h *Handoff) store() {}
 
 func (h *Handoff) predecessorPID() int { return 0 }
+
+func listenerInfo(net.Listener) (sockInfo, error) { return sockInfo{}, errUnsupported }
+
+func (h *Handoff) passConn(sockInfo, net.Conn) bool { return false }

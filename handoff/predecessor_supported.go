@@ -43,7 +43,12 @@ func (h *Handoff) serve(ln *net.UnixListener, served chan struct{}) {
 // handOver runs one exchange and reports whether the successor took the
 // sockets and is serving.
 func (h *Handoff) handOver(c *net.UnixConn) bool {
-	defer c.Close()
+	kept := false // by takeConns
+	defer func() {
+		if !kept {
+			c.Close()
+		}
+	}()
 	if !h.setPeer(c) {
 		return false
 	}
@@ -53,14 +58,32 @@ func (h *Handoff) handOver(c *net.UnixConn) bool {
 		h.log.Warn("handoff: successor connection", "err", err)
 		return false
 	}
-	defer w.closeFDs()
+	defer func() {
+		if !kept {
+			w.closeFDs()
+		}
+	}()
 	c.SetDeadline(time.Now().Add(h.cfg.Timeout))
 	if err := checkPeer(c); err != nil {
 		h.log.Warn("handoff: refusing a successor", "err", err)
 		w.writeFrame(msgRefuse, refusal{refusePermission, "not the same user"}.append(nil), -1)
 		return false
 	}
-	t, p, err := w.readPlainFrame()
+	// A pass's first conn, with its descriptor, may come in the same read.
+	t, p, err := readFrame(w)
+	if err == nil && t != msgPass && len(w.fds) > 0 {
+		w.closeFDs()
+		err = protocolErrorf("%v came with descriptors", t)
+	}
+	if err == nil && t == msgPass {
+		// The predecessor, handing over the connections it drains.
+		var pid uint32
+		if pid, err = parsePassHello(p); err == nil && h.keepPass(c) {
+			kept = true
+			go h.takeConns(c, w, pid)
+			return false
+		}
+	}
 	if err == nil {
 		err = expect(t, msgHello)
 	}
@@ -219,6 +242,7 @@ func (h *Handoff) close() error {
 	if s.peer != nil {
 		errs = append(errs, unlessClosed(s.peer.Close()))
 	}
+	closePasses(s)
 	if s.served != nil {
 		<-s.served
 	}

@@ -17,6 +17,16 @@ import (
 //	  … binds its own socket, renames it over Path …
 //	ready                            ─────▶
 //
+// Once the successor serves, the predecessor may hand it the connections
+// it drains, when the server speaks a sequential protocol (see
+// Service.Sequential), over a second connection to Path:
+//
+//	predecessor                                successor
+//	pass(magic, pid)                 ─────▶
+//	conn(listener's network, address) + 1 fd ─▶
+//	                                 ◀─────    took(1 or 0)
+//	  … once per connection, until the predecessor closes …
+//
 // Every message is a frame: a type byte, a big-endian uint16 payload length,
 // then the payload. The descriptor of a socket message travels as
 // SCM_RIGHTS ancillary data on the bytes of that frame.
@@ -24,6 +34,9 @@ import (
 // protocolMagic opens every hello, so that a predecessor can tell a
 // successor from anything else that connects to Path.
 const protocolMagic = "reuseport-handoff"
+
+// passMagic opens the exchange that hands over connections.
+const passMagic = "reuseport-handoff-conns"
 
 // Protocol versions this package speaks. A successor offers a range; the
 // predecessor picks the highest version both speak, or refuses.
@@ -50,6 +63,9 @@ const (
 	msgSocket
 	msgRefuse
 	msgReady
+	msgPass
+	msgConn
+	msgTook
 )
 
 func (t msgType) String() string {
@@ -64,6 +80,12 @@ func (t msgType) String() string {
 		return "refuse"
 	case msgReady:
 		return "ready"
+	case msgPass:
+		return "pass"
+	case msgConn:
+		return "conn"
+	case msgTook:
+		return "took"
 	}
 	return fmt.Sprintf("message type %d", uint8(t))
 }
@@ -256,4 +278,16 @@ type refusedError struct{ refusal }
 
 func (e *refusedError) Error() string {
 	return fmt.Sprintf("the predecessor refused (code %d): %q", e.code, e.text)
+}
+
+// passHello opens the exchange that hands over connections.
+func passHello(pid int) []byte {
+	return binary.BigEndian.AppendUint32([]byte(passMagic), uint32(pid))
+}
+
+func parsePassHello(p []byte) (pid uint32, err error) {
+	if len(p) != len(passMagic)+4 || string(p[:len(passMagic)]) != passMagic {
+		return 0, protocolErrorf("not a pass from a handoff predecessor")
+	}
+	return binary.BigEndian.Uint32(p[len(passMagic):]), nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/b93f8b21/reuseport"
 	"github.com/b93f8b21/reuseport/drain"
+	"github.com/b93f8b21/reuseport/internal/lameduck"
 )
 
 // A PacketServer serves a datagram socket until it is shut down: what
@@ -55,6 +56,25 @@ type Service struct {
 	Network, Address string
 	Server           Server
 	PacketServer     PacketServer
+
+	// Sequential says that Server speaks a sequential protocol: it
+	// answers one request at a time on a connection, each before it reads
+	// the next, and reads nothing beyond the request it answers (DNS over
+	// TCP with miekg/dns, memcached's text protocol, most line
+	// protocols). A connection is then idle whenever the server waits to
+	// read and has written since it last read, and the stop uses that:
+	// each connection, once idle, is handed to the successor, which serves
+	// it as if it had accepted it, so that a request the client sends at
+	// that moment waits in the socket for the successor. Without a
+	// successor (the last stop, or one that cannot take connections), an
+	// idle connection is closed once no bytes wait on it; a request sent
+	// after that look is lost, a race no close avoids. Either way the
+	// server's own Shutdown comes after, when the connections are gone.
+	// Leave it false for HTTP (an *http.Server has its own drain),
+	// multiplexed protocols (HTTP/2, gRPC), TLS, and servers that read
+	// ahead into a buffer: for those, bytes read and not answered would
+	// be lost with the connection.
+	Sequential bool
 }
 
 func (s Service) stream() bool { return s.Server != nil }
@@ -183,23 +203,26 @@ type part struct {
 	addr    net.Addr
 	origin  origin
 
-	srv Server          // stream: served on dl
-	dl  *drain.Listener //
-	ps  PacketServer    // datagram: served on pc
-	pc  net.PacketConn  //
+	srv        Server             // stream: served on ll
+	ll         *lameduck.Listener //
+	sequential bool               //
+	info       sockInfo           // ll's socket, as the protocol names it
+	merge      *mergeListener     // takes connections a predecessor hands over, or nil
+	ps         PacketServer       // datagram: served on pc
+	pc         net.PacketConn     //
 }
 
 func (p *part) serve() error {
 	if p.srv != nil {
-		return p.srv.Serve(p.dl)
+		return p.srv.Serve(p.ll)
 	}
 	return p.ps.ServePacket(p.pc)
 }
 
 // closeNow closes the socket of a part that never served.
 func (p *part) closeNow() {
-	if p.dl != nil {
-		p.dl.Close()
+	if p.ll != nil {
+		p.ll.Close()
 	} else {
 		p.pc.Close()
 	}
@@ -235,12 +258,16 @@ func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, services
 		listen, listenPacket = h.Listen, h.ListenPacket
 	}
 	for _, s := range services {
-		p := &part{network: s.Network, srv: s.Server, ps: s.PacketServer}
+		p := &part{network: s.Network, srv: s.Server, ps: s.PacketServer, sequential: s.Sequential}
 		var err error
 		if s.stream() {
 			var ln net.Listener
 			if ln, err = listen(ctx, s.Network, s.Address); err == nil {
-				p.addr, p.dl = ln.Addr(), drain.NewListener(ln)
+				p.addr = ln.Addr()
+				if g.h != nil {
+					ln = g.adopter(p, ln)
+				}
+				p.ll = lameduck.NewListener(ln)
 				if hs, ok := p.srv.(*http.Server); ok {
 					p.srv = drain.NewServer(copyServer(hs))
 				}
@@ -263,6 +290,19 @@ func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, services
 		g.parts = append(g.parts, p)
 	}
 	return g, nil
+}
+
+// adopter makes ln take up, besides the connections it accepts, those the
+// predecessor hands over from the same socket (Service.Sequential).
+func (g *generation) adopter(p *part, ln net.Listener) net.Listener {
+	info, err := listenerInfo(ln)
+	m := newMergeListener(ln)
+	if err != nil || m == nil {
+		return ln
+	}
+	p.info, p.merge = info, m
+	g.h.addReceiver(info, m.push)
+	return m
 }
 
 // plainListeners returns how RunAll binds without a handoff: sharing the
@@ -402,15 +442,18 @@ func (g *generation) stop(ctx context.Context, timeout time.Duration, log *slog.
 	defer cancel()
 	conns := 0
 	for _, p := range g.parts {
-		if p.dl != nil {
-			p.dl.Close()
-			conns += p.dl.Open()
+		if p.ll != nil {
+			if p.merge != nil {
+				g.h.addReceiver(p.info, nil)
+			}
+			p.ll.Close()
+			conns += p.ll.Open()
 		}
 	}
 	errs := make([]error, len(g.parts))
 	var wg sync.WaitGroup
 	for i, p := range g.parts {
-		wg.Go(func() { errs[i] = p.shutdown(stopCtx, timeout) })
+		wg.Go(func() { errs[i] = p.shutdown(stopCtx, timeout, g.release(p, log)) })
 	}
 	wg.Wait()
 	results := make([]error, len(g.parts))
@@ -452,12 +495,38 @@ func (g *generation) stop(ctx context.Context, timeout time.Duration, log *slog.
 	return err
 }
 
+// release returns how the stop of a sequential part lets go of an idle
+// connection: to the successor if one took over, else closed once no
+// bytes wait on it.
+func (g *generation) release(p *part, log *slog.Logger) func(net.Conn) bool {
+	closeIdle := func(nc net.Conn) bool { return !lameduck.Pending(nc) }
+	if g.h == nil || p.info.network == "" {
+		return closeIdle
+	}
+	select {
+	case <-g.h.Done():
+	default:
+		return closeIdle
+	}
+	return func(nc net.Conn) bool {
+		if g.h.passConn(p.info, nc) {
+			stats.passed.Add(1)
+			return true
+		}
+		return closeIdle(nc)
+	}
+}
+
 // shutdown stops one part gracefully: a listener's server once it has
 // taken up every connection accepted, a packet server, then its socket.
-func (p *part) shutdown(stopCtx context.Context, timeout time.Duration) error {
+func (p *part) shutdown(stopCtx context.Context, timeout time.Duration, release func(net.Conn) bool) error {
 	var err error
-	if p.dl != nil {
-		err = p.dl.WaitClaimed(stopCtx)
+	if p.ll != nil {
+		err = p.ll.WaitClaimed(stopCtx)
+		if err == nil && p.sequential {
+			p.ll.Release(release)
+			err = p.ll.Wait(stopCtx)
+		}
 		if err == nil {
 			err = p.srv.Shutdown(stopCtx)
 		}

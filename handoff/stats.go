@@ -33,6 +33,10 @@ type Stats struct {
 	// they stopped accepting, and drained.
 	Drained uint64
 
+	// Passed counts the idle connections of sequential services
+	// (Service.Sequential) handed to a successor instead of closed.
+	Passed uint64
+
 	// Stored counts the sockets handed to systemd's file descriptor
 	// store (Config.FDStore), each time they were stored.
 	Stored uint64
@@ -42,7 +46,7 @@ type Stats struct {
 var stats struct {
 	tookOver, handedOver, failedTakeovers atomic.Uint64
 	upgrades, failedUpgrades              atomic.Uint64
-	drained, stored                       atomic.Uint64
+	drained, stored, passed               atomic.Uint64
 }
 
 // ReadStats returns the counts of this process, each read atomically.
@@ -54,6 +58,7 @@ func ReadStats() Stats {
 		Upgrades:        stats.upgrades.Load(),
 		FailedUpgrades:  stats.failedUpgrades.Load(),
 		Drained:         stats.drained.Load(),
+		Passed:          stats.passed.Load(),
 		Stored:          stats.stored.Load(),
 	}
 }

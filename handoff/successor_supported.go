@@ -24,6 +24,9 @@ type platform struct {
 	lnFile  os.FileInfo       // the socket file ln made, to remove Path only while it is ours
 	peer    *net.UnixConn     // the successor being served, so that Close can cut it off
 	served  chan struct{}     // closed when the serve goroutine has returned
+
+	passes map[*net.UnixConn]struct{} // predecessors handing over connections (takeConns)
+	pass   *passer                    // this process handing over its connections (passConn)
 }
 
 func (h *Handoff) lockPath() string { return h.cfg.Path + ".lock" }

@@ -37,6 +37,13 @@ type conn struct {
 	// one quiet spell never hits a connection that has since been used.
 	idleGen   atomic.Uint64
 	watchIdle atomic.Bool // Read bumps idleGen
+
+	// What Listener.Release needs to know of a sequential protocol.
+	inRead         atomic.Bool // the server is in Read
+	readSinceWrite atomic.Bool // it has read bytes since it last wrote
+	woken          atomic.Bool // Release woke its Read; c.mu orders changes
+	released       atomic.Bool // handed to the release function
+	readDeadline   time.Time   // the server's own; guarded by c.mu
 }
 
 var (
@@ -47,6 +54,9 @@ var (
 func (l *Listener) newConn(nc net.Conn) *conn {
 	c := &conn{Conn: nc, l: l}
 	l.open.Add(1)
+	l.mu.Lock()
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
 	if s := l.srv; s != nil {
 		if s.cfg.Sniff > 0 {
 			c.sniffing.Store(true)
@@ -73,16 +83,36 @@ func (c *conn) claim() {
 
 func (c *conn) Write(p []byte) (int, error) {
 	c.claim()
-	return c.Conn.Write(p)
+	if c.released.Load() {
+		return 0, c.opError("write", errReleased)
+	}
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.readSinceWrite.Store(false)
+	}
+	return n, err
 }
 
 func (c *conn) SetDeadline(t time.Time) error {
 	c.claim()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readDeadline = t
+	if c.woken.Load() {
+		// Keep the wake; the woken Read puts t in place.
+		return c.Conn.SetWriteDeadline(t)
+	}
 	return c.Conn.SetDeadline(t)
 }
 
 func (c *conn) SetReadDeadline(t time.Time) error {
 	c.claim()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readDeadline = t
+	if c.woken.Load() {
+		return nil // the woken Read puts t in place
+	}
 	return c.Conn.SetReadDeadline(t)
 }
 
@@ -93,7 +123,7 @@ func (c *conn) SetWriteDeadline(t time.Time) error {
 
 func (c *conn) Read(p []byte) (int, error) {
 	c.claim()
-	n, err := c.Conn.Read(p)
+	n, err := c.read(p)
 	if n > 0 {
 		if c.watchIdle.Load() {
 			c.idleGen.Add(1)
@@ -121,6 +151,9 @@ func (c *conn) close() error {
 				s.busy.Add(-1)
 			}
 		}
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
 		c.l.pending.Add(-1)
 		c.l.open.Add(-1)
 	}
@@ -129,17 +162,30 @@ func (c *conn) close() error {
 
 // ReadFrom keeps sendfile(2) and splice(2) for the server's file responses
 // and io.Copy.
-func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+func (c *conn) ReadFrom(r io.Reader) (n int64, err error) {
 	c.claim()
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
+	if c.released.Load() {
+		return 0, c.opError("write", errReleased)
 	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{c.Conn}, r)
+	}
+	if n > 0 {
+		c.readSinceWrite.Store(false)
+	}
+	return n, err
 }
 
 // WriteTo keeps splice(2) for io.Copy from the connection.
-func (c *conn) WriteTo(w io.Writer) (int64, error) {
+func (c *conn) WriteTo(w io.Writer) (n int64, err error) {
 	c.claim()
+	if c.released.Load() {
+		return 0, nil // EOF
+	}
+	// Not a sequential protocol's way of reading; never idle meanwhile.
+	c.readSinceWrite.Store(true)
 	if wt, ok := c.Conn.(io.WriterTo); ok {
 		return wt.WriteTo(w)
 	}
@@ -150,14 +196,21 @@ func (c *conn) WriteTo(w io.Writer) (int64, error) {
 // so that the client reads the response rather than a reset.
 func (c *conn) CloseWrite() error {
 	c.claim()
+	if c.released.Load() {
+		return c.opError("close", errReleased)
+	}
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
-	err := &net.OpError{Op: "close", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errors.ErrUnsupported}
-	if err.Source != nil {
-		err.Net = err.Source.Network()
+	return c.opError("close", errors.ErrUnsupported)
+}
+
+func (c *conn) opError(op string, err error) error {
+	e := &net.OpError{Op: op, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	if e.Source != nil {
+		e.Net = e.Source.Network()
 	}
-	return err
+	return e
 }
 
 // sniff keeps the first bytes read, for Config.Multiplexed and

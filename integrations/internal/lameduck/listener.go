@@ -34,13 +34,19 @@ type Listener struct {
 
 	// open counts the connections returned and not closed yet.
 	open atomic.Int64
+
+	// conns is the connections returned and not closed, for Release,
+	// and release the function it set; both guarded by mu.
+	conns     map[*conn]struct{}
+	release   func(net.Conn) bool
+	releasing atomic.Bool // release is set
 }
 
 var _ net.Listener = (*Listener)(nil)
 
 // NewListener returns a Listener that accepts from ln.
 func NewListener(ln net.Listener) *Listener {
-	l := &Listener{ln: ln}
+	l := &Listener{ln: ln, conns: make(map[*conn]struct{})}
 	l.pending.Add(1)
 	l.unclaimed.Add(1)
 	return l
