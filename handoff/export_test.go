@@ -3,6 +3,8 @@ package handoff
 import (
 	"context"
 	"os"
+
+	"github.com/b93f8b21/reuseport"
 )
 
 // StartVersions is Start for a process that speaks protocol versions lo to hi.
@@ -46,3 +48,11 @@ func Sockets(h *Handoff) []Socket {
 
 // CopyServer is the copy Run serves of an *http.Server.
 var CopyServer = copyServer
+
+// SetCapabilities makes Run see caps instead of reuseport.Capabilities,
+// until the test ends.
+func SetCapabilities(t interface{ Cleanup(func()) }, caps func() reuseport.Capability) {
+	old := capabilities
+	capabilities = caps
+	t.Cleanup(func() { capabilities = old })
+}

@@ -45,6 +45,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runHello())
 	case "activation":
 		os.Exit(runActivation())
+	case "runall":
+		os.Exit(runRunAll())
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", envRole, role)
 		os.Exit(2)
@@ -275,6 +277,8 @@ type proc struct {
 	stderr syncBuffer
 	exited chan struct{}
 	err    error // from Wait, once exited is closed
+
+	backlog []event // read by expectFrom and not matched yet
 }
 
 type syncBuffer struct {
@@ -297,9 +301,14 @@ func (b *syncBuffer) String() string {
 // startProc starts the test binary in the given role.
 func startProc(t testing.TB, role string, env ...string) *proc {
 	t.Helper()
+	return runProc(t, newProcCmd(role, env...))
+}
+
+// newProcCmd is the command that starts the test binary in role.
+func newProcCmd(role string, env ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), append([]string{envRole + "=" + role}, env...)...)
-	return runProc(t, cmd)
+	return cmd
 }
 
 func runProc(t testing.TB, cmd *exec.Cmd) *proc {

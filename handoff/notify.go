@@ -16,7 +16,7 @@ import (
 // as SCM_RIGHTS, to the unix socket NOTIFY_SOCKET names. A nil notifier,
 // for a process systemd does not listen to, sends nothing.
 type notifier struct {
-	addr *net.UnixAddr
+	addr *net.UnixAddr // its Name is the path, or "@" and an abstract name
 	log  *slog.Logger
 	warn sync.Once // a failure to send is logged once, then only counted
 }
@@ -45,7 +45,7 @@ func (n *notifier) send(state string, fds ...int) bool {
 	if n == nil {
 		return false
 	}
-	err := n.write([]byte(state), fds)
+	err := sendNotify(n.addr.Name, []byte(state), fds)
 	if err != nil {
 		n.warn.Do(func() {
 			n.log.Warn("handoff: telling systemd failed", "NOTIFY_SOCKET", n.addr.Name, "state", firstLine(state), "err", err)
@@ -53,24 +53,6 @@ func (n *notifier) send(state string, fds ...int) bool {
 		return false
 	}
 	return true
-}
-
-func (n *notifier) write(state []byte, fds []int) error {
-	// A socket connected to NOTIFY_SOCKET, written with a nil address: a
-	// connected unixgram socket refuses WriteMsgUnix with an address.
-	c, err := net.DialUnix("unixgram", nil, n.addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var oob []byte
-	if len(fds) > 0 {
-		if oob, err = unixRights(fds); err != nil {
-			return err
-		}
-	}
-	_, _, err = c.WriteMsgUnix(state, oob, nil)
-	return err
 }
 
 func firstLine(s string) string {

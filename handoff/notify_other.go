@@ -4,7 +4,7 @@ package handoff
 
 import "errors"
 
-// No SCM_RIGHTS here; NOTIFY_SOCKET is never set either.
-func unixRights([]int) ([]byte, error) {
-	return nil, errors.New("no SCM_RIGHTS on this OS")
+// No systemd here: NOTIFY_SOCKET is never set.
+func sendNotify(string, []byte, []int) error {
+	return errors.New("no unix datagram sockets on this OS")
 }

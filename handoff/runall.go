@@ -131,6 +131,15 @@ func RunAll(ctx context.Context, cfg RunConfig, services ...Service) error {
 		return err
 	}
 	log := logger(cfg.Logger)
+	var upgrade chan os.Signal
+	if cfg.UpgradeSignal != nil {
+		// From the start: the signal's default action (SIGHUP's ends the
+		// process) must not apply while the process starts. One that
+		// comes early is served once the process serves.
+		upgrade = make(chan os.Signal, 1)
+		signal.Notify(upgrade, cfg.UpgradeSignal)
+		defer signal.Stop(upgrade)
+	}
 	g, err := startGeneration(ctx, cfg.Config, log, services)
 	if err != nil {
 		return err
@@ -157,7 +166,7 @@ func RunAll(ctx context.Context, cfg RunConfig, services ...Service) error {
 				cfg.OnReady(p.addr)
 			}
 		}
-		stopping = !g.waitForStop(ctx, &cfg, log, served)
+		stopping = !g.waitForStop(ctx, &cfg, log, served, upgrade)
 	}
 	timeout := cfg.ShutdownTimeout
 	if timeout == 0 {
@@ -398,16 +407,10 @@ func (g *generation) close() error {
 }
 
 // waitForStop waits for a reason to stop: a Serve returned, ctx ended, or
-// a successor took over. Meanwhile it upgrades on cfg.UpgradeSignal. It
+// a successor took over. Meanwhile it upgrades on each signal from sig. It
 // reports whether a successor in the same systemd unit took over, in which
 // case the unit goes on and must not hear STOPPING=1.
-func (g *generation) waitForStop(ctx context.Context, cfg *RunConfig, log *slog.Logger, served chan servedResult) bool {
-	var sig chan os.Signal
-	if cfg.UpgradeSignal != nil {
-		sig = make(chan os.Signal, 1)
-		signal.Notify(sig, cfg.UpgradeSignal)
-		defer signal.Stop(sig)
-	}
+func (g *generation) waitForStop(ctx context.Context, cfg *RunConfig, log *slog.Logger, served chan servedResult, sig chan os.Signal) bool {
 	timeout := cfg.ShutdownTimeout
 	if timeout == 0 {
 		timeout = defaultShutdownTimeout

@@ -55,8 +55,10 @@ func (g *generation) upgrade(ctx context.Context, log *slog.Logger, sig os.Signa
 	case <-ctx.Done():
 		err = fmt.Errorf("the context ended while pid %d started; killed it", pid)
 	}
-	cmd.Process.Kill()
-	<-exited
+	if cmd.ProcessState == nil {
+		cmd.Process.Kill()
+		<-exited
+	}
 	// It may have taken over in its last moment; then it has the sockets,
 	// and this process must go.
 	select {
