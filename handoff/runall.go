@@ -24,7 +24,8 @@ import (
 // server or a plain read loop. [PacketFuncs] makes one of any server.
 //
 // ServePacket must return once Shutdown has been called or the socket
-// has been closed. Shutdown must stop reading, answer the datagrams the
+// has been closed, with nil, [net.ErrClosed] or [http.ErrServerClosed]
+// (any other error is taken for a failure). Shutdown must stop reading, answer the datagrams the
 // server has read, and return once that is done, or return ctx.Err() when
 // ctx ends first. It must not close the socket itself: RunAll closes its
 // own descriptor afterwards, while the successor holds the socket open, so
