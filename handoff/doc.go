@@ -24,10 +24,26 @@
 // has answered every connection it accepted, keep-alive ones included.
 // Any other server comes in through [Funcs] or a type with Serve and
 // Shutdown methods; the module github.com/b93f8b21/reuseport/integrations
-// has them for grpc-go and fasthttp.
+// has them for grpc-go and fasthttp. A web framework's server (echo, gin,
+// chi) is passed as its *http.Server, never through Funcs with the
+// framework's Shutdown: that is plain [http.Server.Shutdown], which loses
+// requests on keep-alive connections.
 //
-// Run takes these steps, which a server with several sockets or a life of
-// its own can take itself:
+// A server with several sockets is one [RunAll]: a [Service] for each
+// socket, a [Server] on TCP or a [PacketServer] on UDP, in one handoff
+// with one Ready and one stop. DNS on UDP and TCP port 53:
+//
+//	err := handoff.RunAll(ctx, cfg,
+//		handoff.Service{Network: "udp", Address: ":53", PacketServer: udp},
+//		handoff.Service{Network: "tcp", Address: ":53", Server: tcp, Sequential: true})
+//
+// Service.Sequential is for protocols that answer one request at a time
+// and read nothing ahead (DNS over TCP, memcached's text protocol): the
+// stop hands each connection the client keeps open to the successor, at
+// a moment it is idle, instead of closing it with a request on its way.
+//
+// Run takes these steps, which a server with a life of its own can take
+// itself:
 //
 //	h, err := handoff.Start(ctx, handoff.Config{Path: "/run/myserver/handoff.sock"})
 //	...
@@ -81,6 +97,20 @@
 // delays restarts until it exits.
 //
 // # systemd
+//
+// Run and RunAll speak systemd's notification protocol when NOTIFY_SOCKET
+// is set (Type=notify): READY=1 with MAINPID once serving, STATUS= at each
+// step, STOPPING=1 when the unit stops. With RunConfig.UpgradeSignal set to
+// SIGHUP, one unit upgrades in place on `systemctl reload`: the process
+// starts its new executable, hands it the sockets and the unit
+// (MAINPID=<successor> from the old main process, which the default
+// NotifyAccess=main accepts), and drains. Under Type=notify-reload
+// (systemd 253) it sends RELOADING=1 first, so that `systemctl reload`
+// returns once the new version serves. With Config.FDStore the sockets
+// also go to systemd's file descriptor store (FileDescriptorStoreMax=), so
+// that a crash of the only process keeps their queues: the restarted
+// process gets them back through LISTEN_FDS. See RunAll, and
+// examples/systemd in the repository for tested units.
 //
 // With Config.Activation set, Start also takes sockets passed by systemd
 // socket activation (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), and unsets
@@ -138,13 +168,16 @@
 // predecessor that reads on to finish them takes packets of the
 // successor's new connections, which then fail. Datagrams queued on the
 // socket when the predecessor stops are read by the successor; a plain
-// datagram protocol (DNS, syslog, metrics) loses nothing. [Run] serves
-// listeners only; for a UDP socket use [Start], [Handoff.ListenPacket],
-// [Handoff.Ready] and [Handoff.Done].
+// datagram protocol (DNS, syslog, metrics) loses nothing. [RunAll] does
+// all this for a [PacketServer]: it stops the server, then closes its own
+// descriptor of the socket.
 //
 // # Platforms
 //
 // Linux, macOS and FreeBSD. Elsewhere [Start] returns an error that wraps
 // [errors.ErrUnsupported] and names the OS: golang.org/x/sys exposes no way
 // to learn a unix socket peer's user there, and the check is never skipped.
+// [Run] and [RunAll] without a Path still serve there: where sockets cannot
+// share a port (Windows), they bind a plain socket, log that a second copy
+// cannot share it, and serve a single copy that stops gracefully.
 package handoff

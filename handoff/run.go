@@ -106,7 +106,10 @@ func (f funcs) Shutdown(ctx context.Context) error { return f.shutdown(ctx) }
 //
 // An [*http.Server] is served through [drain.NewServer], whose drain
 // answers every request on every connection it accepted, keep-alive ones
-// included; [http.Server.Shutdown] alone does not. This is why a web
+// included; [http.Server.Shutdown] alone does not. It is served over TLS
+// (with HTTP/2 unless TLSConfig.NextProtos says otherwise) when its
+// TLSConfig has Certificates, GetCertificate or GetConfigForClient, as
+// [http.Server.ServeTLS] with empty file names would. This is why a web
 // framework's server is passed as its *http.Server (echo's e.Server, or
 // the http.Server gin's or chi's router is served by), not through
 // [Funcs] with the framework's own Shutdown, which is plain

@@ -279,7 +279,7 @@ func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, services
 				}
 				p.ll = lameduck.NewListener(ln)
 				if hs, ok := p.srv.(*http.Server); ok {
-					p.srv = drain.NewServer(copyServer(hs))
+					p.srv = httpServer(hs)
 				}
 			}
 		} else {
@@ -301,6 +301,21 @@ func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, services
 	}
 	return g, nil
 }
+
+// httpServer is how RunAll serves an *http.Server: a copy, through
+// drain.Server, and over TLS if its TLSConfig has a certificate, as
+// http.Server.ListenAndServeTLS would with empty file names.
+func httpServer(hs *http.Server) Server {
+	d := drain.NewServer(copyServer(hs))
+	if c := hs.TLSConfig; c != nil && (len(c.Certificates) > 0 || c.GetCertificate != nil || c.GetConfigForClient != nil) {
+		return tlsServer{d}
+	}
+	return d
+}
+
+type tlsServer struct{ *drain.Server }
+
+func (s tlsServer) Serve(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
 
 // adopter makes ln take up, besides the connections it accepts, those the
 // predecessor hands over from the same socket (Service.Sequential).

@@ -3,9 +3,15 @@
 package handoff_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"syscall"
@@ -71,4 +77,57 @@ func TestSingleCopyWhereSharingIsMissing(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", addr.String(), time.Second); err == nil {
 		t.Error("the port still accepts after Run returned")
 	}
+}
+
+// TestRunServesTLS: an *http.Server whose TLSConfig has a certificate is
+// served over TLS, with HTTP/2, not in cleartext.
+func TestRunServesTLS(t *testing.T) {
+	cert := selfSigned(t)
+	srv := &http.Server{
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) }),
+	}
+	g := runGeneration(t, handoff.RunConfig{Config: handoff.Config{Logger: newLog(t, "tls").logger()}}, srv)
+	addr := g.waitReady(t)
+	// net/http's TLS server answers a cleartext request with 400.
+	if resp, err := http.Get("http://" + addr.String()); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("a cleartext request got %s: the TLS server is served in cleartext", resp.Status)
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		ForceAttemptHTTP2: true,
+	}}
+	resp, err := client.Get("https://" + addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "HTTP/2.0" {
+		t.Fatalf("served over %q, want HTTP/2.0", b)
+	}
+	client.CloseIdleConnections()
+}
+
+// selfSigned makes a certificate for 127.0.0.1.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
