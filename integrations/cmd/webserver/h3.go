@@ -55,20 +55,13 @@ func (s *h3Server) ServePacket(pc net.PacketConn) error {
 	if !ok {
 		return fmt.Errorf("webserver: HTTP/3 needs a *net.UDPConn, got %T", pc)
 	}
-	group, err := steer.NewGroup(steer.Config{Logger: servercmd.Slog(s.logger)})
-	if err != nil {
-		return err
-	}
-	member, err := group.Join(conn)
-	if err != nil {
-		group.Close()
-		return err
-	}
-	tr := quicsteer.NewTransport(conn, member)
+	tr, group := s.transport(conn)
 	ln, err := tr.ListenEarly(s.tlsConf, &quic.Config{})
 	if err != nil {
 		tr.Close()
-		group.Close()
+		if group != nil {
+			group.Close()
+		}
 		return err
 	}
 	srv := &http3.Server{Handler: s.handler}
@@ -77,7 +70,9 @@ func (s *h3Server) ServePacket(pc net.PacketConn) error {
 		s.mu.Unlock()
 		ln.Close()
 		tr.Close()
-		group.Close()
+		if group != nil {
+			group.Close()
+		}
 		return http.ErrServerClosed
 	}
 	s.srv, s.ln, s.tr, s.group = srv, ln, tr, group
@@ -116,6 +111,52 @@ func (s *h3Server) Shutdown(ctx context.Context) error {
 	// The group's program stays attached to the port for the successor,
 	// which has joined its own group on the same socket; with one socket
 	// in the port's reuseport group every packet reaches it anyway.
-	group.Close()
+	if group != nil {
+		group.Close()
+	}
 	return err
+}
+
+// How long ServePacket tries to join the port's steer group: a few times
+// the predecessor's h3Grace, with a pause between tries.
+const (
+	joinTries = 12
+	joinPause = 250 * time.Millisecond
+)
+
+// transport returns the quic-go transport on conn, steered through a
+// group it joins. The successor joins while its predecessor still reads
+// the same socket, and both answer the group's probes for its one slot,
+// each with its own member id; the group sees the slot change and Join
+// fails ("kept changing") until the predecessor has stopped reading, so
+// it is tried again meanwhile. If it never succeeds the transport is not
+// steered, which is logged: with a single socket on the port, as here, the
+// kernel sends every packet to it either way.
+func (s *h3Server) transport(conn *net.UDPConn) (*quic.Transport, *steer.Group) {
+	var err error
+	for try := range joinTries {
+		if try > 0 {
+			time.Sleep(joinPause)
+		}
+		var group *steer.Group
+		if group, err = steer.NewGroup(steer.Config{Logger: servercmd.Slog(s.logger)}); err != nil {
+			break
+		}
+		var member *steer.Member
+		if member, err = group.Join(conn); err == nil {
+			if try > 0 {
+				s.logger.Printf("steer: joined the group at try %d", try+1)
+			}
+			return quicsteer.NewTransport(conn, member), group
+		}
+		group.Close()
+		s.mu.Lock()
+		stopped := s.stopped
+		s.mu.Unlock()
+		if stopped {
+			break
+		}
+	}
+	s.logger.Printf("steer: not steering QUIC packets by connection ID: %v", err)
+	return &quic.Transport{Conn: conn}, nil
 }
