@@ -124,6 +124,12 @@ func TestRollingRestarts(t *testing.T) {
 	t.Logf("metrics, HTTP/1.1 keep-alive: %v", &mn)
 	t.Logf("HTTP/3 kept connections: %v", &h3keep)
 	t.Logf("HTTP/3 new connection per request: %v", &h3new)
+	var retriedJoins, unsteered int
+	for _, p := range gens {
+		retriedJoins += strings.Count(p.Log.String(), "steer: joined the group at try")
+		unsteered += strings.Count(p.Log.String(), "steer: not steering")
+	}
+	t.Logf("steer: %d of %d generations joined the group only on a later try, %d not at all", retriedJoins, len(gens), unsteered)
 	for _, c := range []struct {
 		name string
 		n    *counts
