@@ -62,6 +62,9 @@ func (s *h3Server) ServePacket(pc net.PacketConn) error {
 		if group != nil {
 			group.Close()
 		}
+		if s.isStopped() {
+			return http.ErrServerClosed // RunAll may have closed conn already
+		}
 		return err
 	}
 	srv := &http3.Server{Handler: s.handler}
@@ -117,6 +120,12 @@ func (s *h3Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+func (s *h3Server) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
 // How long ServePacket tries to join the port's steer group: a few times
 // the predecessor's h3Grace, with a pause between tries.
 const (
@@ -150,11 +159,8 @@ func (s *h3Server) transport(conn *net.UDPConn) (*quic.Transport, *steer.Group) 
 			return quicsteer.NewTransport(conn, member), group
 		}
 		group.Close()
-		s.mu.Lock()
-		stopped := s.stopped
-		s.mu.Unlock()
-		if stopped {
-			break
+		if s.isStopped() {
+			return &quic.Transport{Conn: conn}, nil // not to be served: ServePacket returns
 		}
 	}
 	s.logger.Printf("steer: not steering QUIC packets by connection ID: %v", err)
