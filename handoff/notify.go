@@ -78,5 +78,8 @@ func reloading(status string) string {
 // MAINPID=, so this works with the default NotifyAccess=main; READY=1
 // ends a reload that the upgrade signal began.
 func (n *notifier) handOverUnit(pid int, took time.Duration) bool {
-	return n.send(fmt.Sprintf("MAINPID=%d\nREADY=1\nSTATUS=handed over to pid %d in %v; draining", pid, pid, took.Round(time.Millisecond)))
+	// STATUS= is the unit's, and the unit now is the successor: say that
+	// it serves, not that this process drains.
+	return n.send(fmt.Sprintf("MAINPID=%d\nREADY=1\nSTATUS=serving: pid %d took over from pid %d in %v",
+		pid, pid, os.Getpid(), took.Round(time.Millisecond)))
 }
