@@ -180,21 +180,6 @@ func (f *fakeSystemd) wait(t *testing.T, parts ...string) string {
 	return ""
 }
 
-func (f *fakeSystemd) has(parts ...string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, m := range f.msgs {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(m, p)
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
-
 // expectFrom waits for event ev from pid (any pid if 0). Events it reads
 // that do not match wait in p.backlog for a later call.
 func (p *proc) expectFrom(ev string, pid int, timeout time.Duration) event {
