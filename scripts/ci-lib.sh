@@ -23,9 +23,10 @@ show_block() { sed 's/^/    | /'; }
 
 # load_start NETNS starts the load client (built by the caller into
 # $loadclient) against 127.0.0.1:8080 inside the network namespace at path
-# NETNS, in the background, writing to the caller's scratch directory $tmp. load_stop ends it and sets requests, failed and
-# pids from what it printed, and load_summary to its full summary. The client stops by itself after 10 minutes,
-# so that a stuck section cannot load the machine forever.
+# NETNS, in the background, writing to the caller's scratch directory $tmp.
+# load_stop ends it and sets requests, failed and pids from what it
+# printed, and load_summary to its full summary. The client stops by itself
+# after 10 minutes, so that a stuck section cannot load the machine forever.
 load_start() {
 	load_out=${tmp:?load_start needs \$tmp}/load.out
 	nsenter --net="$1" "${loadclient:?load_start needs \$loadclient}" -addr 127.0.0.1:8080 -max-duration 10m >"$load_out" 2>"$load_out.err" &
@@ -52,9 +53,10 @@ load_stop() {
 		return 1
 	fi
 	# The kinds of failure and the first of each, for the caller too.
+	# shellcheck disable=SC2034 # for the caller
 	load_summary=$(cat "$load_out.err")
 	if [ "$failed" -gt 0 ]; then
-		sed 's/^/    /' <<<"$load_summary"
+		sed 's/^/    /' "$load_out.err"
 	fi
 	rm -f "$load_out" "$load_out.err"
 }
@@ -71,8 +73,9 @@ load_kill() {
 # verdict NAME WANT EVENTS records the figures of the load run just stopped:
 # WANT is "none" for a procedure that must lose no request, "some" for a
 # control that must lose some (else the harness could not see a loss),
-# "any" for figures only printed; EVENTS says what happened under load ("4 handoffs"). A run that sent no
-# request fails either way. Failures are counted in $verdicts_failed.
+# "any" for figures only printed; EVENTS says what happened under load
+# ("4 handoffs"). A run that sent no request fails either way. Failures
+# are counted in $verdicts_failed.
 verdict() {
 	local ok=ok
 	if [ "$requests" -eq 0 ]; then
@@ -157,6 +160,7 @@ machine_boot() {
 		return 1
 		;;
 	esac
+	# shellcheck disable=SC2034 # for the caller
 	netns=/proc/$leader/ns/net
 }
 
@@ -174,7 +178,7 @@ machine_poweroff() {
 		kill -KILL "$nspawn_pid" 2>/dev/null || true
 		wait "$nspawn_pid" 2>/dev/null || true
 	fi
-	nspawn_pid= leader=
+	nspawn_pid='' leader=''
 }
 
 # machine_block FILE NAME runs the block of FILE marked NAME (see
