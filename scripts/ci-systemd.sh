@@ -15,30 +15,20 @@ cd "$(dirname "$0")/.."
 . scripts/ci-lib.sh
 
 readme=examples/systemd/README.md
+# The rootfs of scripts/ci-systemd-unit.sh too, whose unit runs /bin/kill
+# (procps). Change the recipe and the cache is rebuilt.
 cache=/var/cache/reuseport-ci/systemd
-# Change the recipe and the cache is rebuilt.
-recipe="mmdebstrap --variant=minbase --include=systemd bookworm"
+recipe="mmdebstrap --variant=minbase --include=systemd,procps bookworm"
 
 tmp=$(mktemp -d)
-nspawn_pid=
-leader=
 cleanup() {
 	local status=$?
 	load_kill
-	if [ "$status" -ne 0 ] && [ -n "$leader" ] && kill -0 "$leader" 2>/dev/null; then
+	if [ "$status" -ne 0 ] && [ -n "${leader:-}" ] && kill -0 "$leader" 2>/dev/null; then
 		echo "--- the machine's journal for the servers:"
-		nsenter -t "$leader" -a -- journalctl --no-pager -o short-precise -u 'httpserver*' | tail -n 60 || true
+		machine journalctl --no-pager -o short-precise -u 'httpserver*' | tail -n 60 || true
 	fi
-	if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
-		# SIGTERM makes systemd-nspawn power the machine off; give it 30s.
-		kill -TERM "$nspawn_pid" 2>/dev/null || true
-		for _ in $(seq 30); do
-			kill -0 "$nspawn_pid" 2>/dev/null || break
-			sleep 1
-		done
-		kill -KILL "$nspawn_pid" 2>/dev/null || true
-		wait "$nspawn_pid" 2>/dev/null || true
-	fi
+	machine_poweroff
 	rm -rf "$tmp"
 	exit "$status"
 }
@@ -53,21 +43,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-if [ "$(cat "$cache/recipe" 2>/dev/null)" != "$recipe" ]; then
-	echo "making the machine's rootfs: $recipe"
-	rm -rf "$cache"
-	mkdir -p "$cache"
-	start=$SECONDS
-	if ! $recipe "$cache/rootfs.new" >"$tmp/mmdebstrap.log" 2>&1; then
-		tail -n 30 "$tmp/mmdebstrap.log"
-		exit 1
-	fi
-	mv "$cache/rootfs.new" "$cache/rootfs"
-	echo "$recipe" >"$cache/recipe"
-	echo "rootfs made in $((SECONDS - start))s, $(du -sh "$cache/rootfs" | cut -f1); cached in $cache"
-else
-	echo "rootfs from the cache: $cache ($recipe)"
-fi
+machine_rootfs "$cache" "$recipe"
 
 # The machine has no Go: the binaries are built here, static.
 mkdir -p "$tmp/ci" "$tmp/src/examples"
@@ -78,62 +54,9 @@ loadclient=$tmp/loadclient
 cp -r examples/systemd "$tmp/src/examples/"
 cp "$tmp/ci/httpserver" "$tmp/src/httpserver.new"
 
-# A copy of the cached rootfs, so that every run boots a fresh machine.
-# --register=no --keep-unit: the host's PID 1 is not systemd, and without
-# them systemd-nspawn fails with "Failed to open system bus".
-cp -a "$cache/rootfs" "$tmp/machine"
-systemd-nspawn -q -b -D "$tmp/machine" -M reuseport-ci --register=no --keep-unit \
-	--private-network --console=pipe \
-	--bind="$tmp/src:/src" --bind-ro="$tmp/ci:/ci" </dev/null >"$tmp/boot.log" 2>&1 &
-nspawn_pid=$!
-for _ in $(seq 60); do
-	for p in $(pgrep -P "$nspawn_pid" || true); do
-		if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ]; then
-			leader=$p
-		fi
-	done
-	[ -n "$leader" ] && break
-	kill -0 "$nspawn_pid" 2>/dev/null || break
-	sleep 0.5
-done
-if [ -z "$leader" ]; then
-	echo "the machine did not start:"
-	cat "$tmp/boot.log"
-	exit 1
-fi
-machine() { nsenter -t "$leader" -a -- "$@"; }
-# systemctl needs the manager's socket, which appears a moment after boot.
-for _ in $(seq 60); do
-	machine test -S /run/systemd/private && break
-	sleep 0.5
-done
-state=$(machine timeout 60 systemctl is-system-running --wait || true)
-echo "machine booted: systemd $(machine systemctl --version | head -n 1 | cut -d' ' -f2), state $state, network namespace of its own"
-case $state in running | degraded) ;; *)
-	cat "$tmp/boot.log"
-	exit 1
-	;;
-esac
-netns=/proc/$leader/ns/net
+machine_boot "$cache/rootfs" --bind="$tmp/src:/src" --bind-ro="$tmp/ci:/ci"
 
-# run_block NAME runs the README block marked NAME in the machine, in /src,
-# showing it the first time.
-declare -A shown
-run_block() {
-	local block
-	block=$(readme_block "$readme" "$1")
-	if [ -z "${shown[$1]:-}" ]; then
-		echo "  README block $1:"
-		show_block <<<"$block"
-		shown[$1]=1
-	fi
-	machine timeout 300 sh -ec "cd /src
-$block" >"$tmp/block.log" 2>&1 || {
-		echo "README block $1 failed:"
-		cat "$tmp/block.log"
-		return 1
-	}
-}
+run_block() { machine_block "$readme" "$1"; }
 
 # journal_count PATTERN counts the servers' journal lines that match.
 journal_count() {

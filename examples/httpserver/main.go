@@ -28,6 +28,14 @@
 //	httpserver -addr :8080 -handoff /run/httpserver/w2.sock &
 //	httpserver -addr :8080 -handoff /run/httpserver/w1.sock &   # replaces the first
 //
+// With -upgrade-on-hup as well, SIGHUP upgrades the server in place: it
+// starts its own executable again, as the file on disk now is, with the
+// same flags, which takes the socket over PATH; the old process drains
+// and exits 0. Under systemd, with Type=notify, the new process becomes
+// the unit's main process, so that one unit upgrades with systemctl reload;
+// -fdstore keeps the socket in systemd's file descriptor store, open
+// across a crash (see examples/systemd).
+//
 // -shutdown stdlib stops with plain http.Server.Shutdown instead of the
 // drain. It loses requests on every restart and exists only so that the
 // restart benchmark (bench/cmd/benchall -sections restarts) can show how many.
@@ -40,7 +48,9 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
 
+	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/internal/test/servercmd"
 )
 
@@ -51,7 +61,19 @@ func main() { command.Main(serve) }
 func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
 	pid, id := os.Getpid(), instanceID()
 	logger.SetPrefix(fmt.Sprintf("%sid=%s ", logger.Prefix(), id))
-	return servercmd.Serve(ctx, f, logger, newServer(pid, id, logger, f.Shutdown))
+	logger.Print(servercmd.MigrationNote())
+	cfg := f.HandoffConfig(logger)
+	cfg.FDStore = fdStore
+	if upgradeOnHUP {
+		cfg.UpgradeSignal = hangup
+		// handoff.Run listens for the signal only from a moment after the
+		// server serves; until then, SIGHUP's default action would kill
+		// the server. Caught here, one that comes too early is ignored.
+		early := make(chan os.Signal, 1)
+		signal.Notify(early, hangup)
+		defer signal.Stop(early)
+	}
+	return handoff.Run(ctx, cfg, "tcp", f.Addr, newServer(pid, id, logger, f.Shutdown))
 }
 
 // instanceID returns a random name for this process, which its log lines

@@ -123,6 +123,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{"argument", []string{"-addr", "127.0.0.1:0", "extra"}, 2, `unexpected argument "extra"`},
 		{"zero timeout", []string{"-shutdown-timeout", "0s"}, 2, "-shutdown-timeout must be positive"},
 		{"bad shutdown", []string{"-shutdown", "fast"}, 2, "-shutdown must be drain or stdlib"},
+		{"upgrade without handoff", []string{"-upgrade-on-hup"}, 2, "-upgrade-on-hup needs -handoff"},
+		{"fdstore without handoff", []string{"-fdstore"}, 2, "-fdstore needs -handoff"},
 		{"bad port", []string{"-addr", "127.0.0.1:notaport"}, 1, badPort},
 		{"port taken", []string{"-addr", held.Addr().String()}, 1, portTaken},
 	}
