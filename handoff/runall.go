@@ -114,12 +114,15 @@ func (s Service) stream() bool { return s.Server != nil }
 //	RuntimeDirectoryPreserve=yes
 //
 // On the signal, RunAll sends RELOADING=1 (with MONOTONIC_USEC), starts the
-// new executable, and, once it serves, hands it the unit, so that
-// `systemctl reload` returns when the new version serves. If the new
-// version fails, this one keeps serving and says why in the log and in
-// STATUS=. Under systemd without NOTIFY_SOCKET (Type=simple or exec) an
-// upgrade is refused with a log line: systemd would take the exit of this
-// process for the end of the service and stop its successor.
+// new executable, and, once it serves, hands it the unit. Under
+// Type=notify-reload, `systemctl reload` returns then; under systemd 252's
+// Type=notify it returns as soon as the ExecReload command does, so a
+// deploy script that must know waits for MainPID to change (the unit in
+// examples/systemd does). If the new version fails, this one keeps serving
+// and says why in the log and in STATUS=. Under systemd without
+// NOTIFY_SOCKET (Type=simple or exec without FileDescriptorStoreMax=, which
+// sets it) an upgrade is refused with a log line: systemd would take the
+// exit of this process for the end of the service and stop its successor.
 //
 // # Lifecycle and counts
 //
