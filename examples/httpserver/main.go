@@ -48,7 +48,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
 
 	"github.com/b93f8b21/reuseport/handoff"
 	"github.com/b93f8b21/reuseport/internal/test/servercmd"
@@ -65,13 +64,7 @@ func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
 	cfg := f.HandoffConfig(logger)
 	cfg.FDStore = fdStore
 	if upgradeOnHUP {
-		cfg.UpgradeSignal = hangup
-		// handoff.Run listens for the signal only from a moment after the
-		// server serves; until then, SIGHUP's default action would kill
-		// the server. Caught here, one that comes too early is ignored.
-		early := make(chan os.Signal, 1)
-		signal.Notify(early, hangup)
-		defer signal.Stop(early)
+		cfg.UpgradeSignal = hangup // caught by Run from its start
 	}
 	return handoff.Run(ctx, cfg, "tcp", f.Addr, newServer(pid, id, logger, f.Shutdown))
 }
