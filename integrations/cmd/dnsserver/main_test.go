@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,12 @@ import (
 )
 
 func TestMain(m *testing.M) { servercmdtest.Main(m, main) }
+
+// The name every test asks for: its TXT record names the pid that answered.
+const (
+	testZone = "example.test."
+	testName = "pid." + testZone
+)
 
 // TestHandoffTakesBothSockets is -handoff's promise in the small: a second
 // copy takes the first's UDP socket and TCP listener, the first exits 0 by
@@ -149,4 +156,17 @@ func freePort(t *testing.T) string {
 	}
 	t.Fatal("no loopback port free on both UDP and TCP in 20 tries")
 	return ""
+}
+
+// txtPID returns N of the "pid=N" TXT record in r, or 0.
+func txtPID(r *dns.Msg) int {
+	for _, rr := range r.Answer {
+		if txt, ok := rr.(*dns.TXT); ok && len(txt.Txt) == 1 {
+			if n, ok := strings.CutPrefix(txt.Txt[0], "pid="); ok {
+				pid, _ := strconv.Atoi(n)
+				return pid
+			}
+		}
+	}
+	return 0
 }

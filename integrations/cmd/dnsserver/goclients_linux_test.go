@@ -8,19 +8,11 @@ import (
 	"net"
 	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
-)
-
-// The name every test asks for: its TXT record names the pid that answered.
-const (
-	testZone = "example.test."
-	testName = "pid." + testZone
 )
 
 // tally is what the clients of one transport saw.
@@ -127,17 +119,4 @@ func kind(err error) string {
 		return "timeout"
 	}
 	return "other: " + err.Error()
-}
-
-// txtPID returns N of the "pid=N" TXT record in r, or 0.
-func txtPID(r *dns.Msg) int {
-	for _, rr := range r.Answer {
-		if txt, ok := rr.(*dns.TXT); ok && len(txt.Txt) == 1 {
-			if n, ok := strings.CutPrefix(txt.Txt[0], "pid="); ok {
-				pid, _ := strconv.Atoi(n)
-				return pid
-			}
-		}
-	}
-	return 0
 }
