@@ -61,6 +61,19 @@ func TestRollingDnsperf(t *testing.T) {
 		if mode == rolling.Handoff && udp.Lost != 0 {
 			t.Errorf("handoff, udp: dnsperf lost %d of %d queries across %d restarts; want none", udp.Lost, udp.Sent, len(res.Restarts))
 		}
+		// dnsperf keeps its TCP connections open and pipelines queries on
+		// them. With Service.Sequential each restart hands the connections
+		// themselves to the successor, idle, with the queries on their way
+		// waiting in the socket: none is lost and dnsperf never reconnects.
+		// A plain restart closes them (48 reconnections here, and queries
+		// lost with them).
+		if mode == rolling.Handoff && (tcp.Lost != 0 || tcp.Reconnections != 0) {
+			t.Errorf("handoff, tcp kept open: dnsperf lost %d of %d queries and reconnected %d times across %d restarts; want none of either",
+				tcp.Lost, tcp.Sent, tcp.Reconnections, len(res.Restarts))
+		}
+		if mode == rolling.Signal && tcp.Reconnections == 0 {
+			t.Errorf("signal, tcp: dnsperf never reconnected across %d restarts: the control did not close its connections", len(res.Restarts))
+		}
 	}
 	t.Logf("dnsperf, %d clients a transport, at most %d queries/s each, across restarts of one server every %v:\n%s", dnsperfClients, dnsperfQPS, restartEvery, &table)
 }

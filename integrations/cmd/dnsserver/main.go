@@ -54,6 +54,10 @@ func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
 		handoff.Service{Network: "udp", Address: f.Addr, PacketServer: udp},
 		handoff.Service{Network: "tcp", Address: f.Addr, Server: handoff.Funcs(func(ln net.Listener) error {
 			return tcp.ServeTCP(ln, f.Shutdown == shutdownFirstQuery)
-		}, tcp.Shutdown)},
+		}, tcp.Shutdown),
+			// miekg/dns answers one query at a time on a connection and
+			// reads no further (a 2-byte length, then exactly that), so the
+			// stop may hand kept-open connections to the successor.
+			Sequential: true},
 	)
 }
