@@ -76,6 +76,18 @@ type Service struct {
 	// ahead into a buffer: for those, bytes read and not answered would
 	// be lost with the connection.
 	Sequential bool
+
+	// OwnSocket, for a PacketServer, makes each generation bind a socket
+	// of its own on the port (sharing it through SO_REUSEPORT with
+	// cfg.ListenConfig) instead of taking the predecessor's. QUIC needs
+	// it: on one shared socket, the packets of the predecessor's
+	// connections and of the successor's new ones go to whichever process
+	// reads first. With sockets of their own and package steer routing
+	// each packet by its connection ID, the predecessor drains (steer's
+	// Member.Drain, then GOAWAY) while every new connection goes to the
+	// successor; its Shutdown must then Leave the group before RunAll
+	// closes the socket.
+	OwnSocket bool
 }
 
 func (s Service) stream() bool { return s.Server != nil }
@@ -191,6 +203,9 @@ func (cfg *RunConfig) check(services []Service) error {
 		if (s.Server == nil) == (s.PacketServer == nil) {
 			return fmt.Errorf("handoff: Service %d (%s %s) must have a Server or a PacketServer, and not both", i, s.Network, s.Address)
 		}
+		if s.OwnSocket && s.stream() {
+			return fmt.Errorf("handoff: Service %d (%s %s): OwnSocket is for a PacketServer: a listener of its own would reset its queue when it closes", i, s.Network, s.Address)
+		}
 		if s.stream() != strings.HasPrefix(s.Network, "tcp") || !s.stream() && !strings.HasPrefix(s.Network, "udp") {
 			what := "a Server"
 			if !s.stream() {
@@ -286,7 +301,11 @@ func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, services
 				}
 			}
 		} else {
-			if p.pc, err = listenPacket(ctx, s.Network, s.Address); err == nil {
+			lp := listenPacket
+			if s.OwnSocket {
+				_, lp = plainListeners(cfg, log)
+			}
+			if p.pc, err = lp(ctx, s.Network, s.Address); err == nil {
 				p.addr = p.pc.LocalAddr()
 			}
 		}
@@ -297,7 +316,7 @@ func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, services
 			return nil, errors.Join(err, g.close())
 		}
 		p.origin = fresh
-		if g.h != nil {
+		if g.h != nil && !s.OwnSocket {
 			p.origin = g.h.lastOrigin()
 		}
 		g.parts = append(g.parts, p)

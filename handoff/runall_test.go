@@ -119,6 +119,35 @@ func TestRunAllUDPAndTCP(t *testing.T) {
 	}
 }
 
+// TestRunAllOwnSocket: a PacketServer with OwnSocket binds a socket of
+// its own in each generation, sharing the port, instead of taking the
+// predecessor's; the TCP socket beside it is still handed over.
+func TestRunAllOwnSocket(t *testing.T) {
+	path := sockPath(t)
+	port := freePort(t)
+	services := func(gen byte) []handoff.Service {
+		return []handoff.Service{
+			{Network: "udp", Address: "127.0.0.1:" + port, PacketServer: newUDPEcho(gen), OwnSocket: true},
+			{Network: "tcp", Address: "127.0.0.1:" + port, Server: newSeqServer(gen)},
+		}
+	}
+	log1, log2 := newLog(t, "gen1"), newLog(t, "gen2")
+	g1 := runAll(t, handoff.RunConfig{Config: handoff.Config{Path: path, Logger: log1.logger()}}, services(1)...)
+	udp1, _ := g1.waitReady(t), g1.waitReady(t)
+	g2 := runAll(t, handoff.RunConfig{Config: handoff.Config{Path: path, Logger: log2.logger()}}, services(2)...)
+	g2.waitReady(t)
+	g2.waitReady(t)
+	if err := g1.wait(t); err != nil {
+		t.Fatalf("the predecessor's RunAll: %v", err)
+	}
+	if !log2.contains("handoff: listening", "network=udp", "origin=fresh") || !log2.contains("handoff: listening", "network=tcp", "origin=inherited") {
+		t.Error("the successor did not bind its own UDP socket beside the inherited TCP one")
+	}
+	if gen := askUDP(t, udp1.String()); gen != 2 {
+		t.Fatalf("UDP answered by generation %d, want 2", gen)
+	}
+}
+
 // freePort returns a port free for both UDP and TCP on 127.0.0.1, as far
 // as a moment ago.
 func freePort(t *testing.T) string {
@@ -189,6 +218,7 @@ func TestRunAllBadServices(t *testing.T) {
 		{"packet server on tcp", []handoff.Service{{Network: "tcp", Address: ":0", PacketServer: newUDPEcho(1)}}, "cannot serve network \"tcp\""},
 		{"server on udp", []handoff.Service{{Network: "udp", Address: ":0", Server: failingServer{}}}, "cannot serve network \"udp\""},
 		{"server on unix", []handoff.Service{{Network: "unix", Address: "/tmp/x", Server: failingServer{}}}, "cannot serve network \"unix\""},
+		{"own listener", []handoff.Service{{Network: "tcp", Address: ":0", Server: failingServer{}, OwnSocket: true}}, "OwnSocket is for a PacketServer"},
 	} {
 		err := handoff.RunAll(t.Context(), handoff.RunConfig{}, c.svcs...)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "handoff: ") {
