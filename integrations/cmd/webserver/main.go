@@ -10,16 +10,17 @@
 //	curl http://127.0.0.1:9090/metrics            # handoff_took_over_total 0 …
 //
 // Starting a second copy with the same flags replaces the first: it takes
-// the three sockets over, and the first stops accepting, drains its
-// HTTP/1.1 and HTTP/2 connections without losing a request (see the drain
-// package), sends HTTP/3 GOAWAY and stops reading its UDP socket, which
-// the successor reads from then on, and exits 0.
+// the two TCP sockets over and binds a UDP socket of its own on the port,
+// and the first stops accepting, drains its HTTP/1.1 and HTTP/2
+// connections without losing a request (see the drain package), and
+// drains HTTP/3 on its own socket, and exits 0.
 //
 // A QUIC connection cannot move between processes: its state lives in
-// the process that made it. Since the successor reads the very socket the
-// predecessor read, the predecessor's QUIC connections end when it stops
-// (after a GOAWAY, bounded by h3Grace) and their clients reconnect, to the
-// successor; see "UDP and QUIC" in the handoff package.
+// the process that made it. So the UDP Service has OwnSocket set: each
+// generation reads a socket of its own, package steer sends each packet
+// to the socket of the process that made its connection, and a stopping
+// generation drains (no new connection reaches it, GOAWAY, its requests
+// answered) while every new connection goes to its successor.
 //
 // TLS uses -cert and -key, or else a self-signed certificate for localhost
 // made at start (clients must skip verification: curl -k).
@@ -62,7 +63,8 @@ func serve(ctx context.Context, f servercmd.Flags, logger *log.Logger) error {
 	cfg.OnReady = func(addr net.Addr) { logger.Printf("listening on %s (%s)", addr, addr.Network()) }
 	return handoff.RunAll(ctx, cfg,
 		handoff.Service{Network: "tcp", Address: f.Addr, Server: newTLSServer(web)},
-		handoff.Service{Network: "udp", Address: f.Addr, PacketServer: newH3Server(tlsConf, handler(pid), logger)},
+		// A socket of its own in each generation, steered by connection ID.
+		handoff.Service{Network: "udp", Address: f.Addr, PacketServer: newH3Server(tlsConf, handler(pid), logger), OwnSocket: true},
 		handoff.Service{Network: "tcp", Address: own.metricsAddr, Server: metrics},
 	)
 }
