@@ -170,7 +170,10 @@
 // socket when the predecessor stops are read by the successor; a plain
 // datagram protocol (DNS, syslog, metrics) loses nothing. [RunAll] does
 // all this for a [PacketServer]: it stops the server, then closes its own
-// descriptor of the socket.
+// descriptor of the socket. For QUIC, set Service.OwnSocket instead: each
+// generation binds a socket of its own on the port, package steer keeps
+// each connection's packets on its process's socket, and the old
+// generation finishes its connections while new ones go to the new one.
 //
 // # Platforms
 //
