@@ -7,7 +7,7 @@ replace github.com/b93f8b21/reuseport => ../
 tool golang.org/x/perf/cmd/benchstat
 
 require (
-	github.com/b93f8b21/reuseport v0.1.0
+	github.com/b93f8b21/reuseport v0.2.0
 	github.com/libp2p/go-reuseport v0.4.0
 	github.com/valyala/tcplisten v1.0.0
 	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da

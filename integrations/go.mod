@@ -5,7 +5,7 @@ go 1.26.0
 replace github.com/b93f8b21/reuseport => ../
 
 require (
-	github.com/b93f8b21/reuseport v0.1.0
+	github.com/b93f8b21/reuseport v0.2.0
 	github.com/miekg/dns v1.1.73
 	github.com/quic-go/quic-go v0.65.0
 	github.com/valyala/fasthttp v1.78.0

@@ -5,7 +5,7 @@ go 1.26.0
 replace github.com/b93f8b21/reuseport => ../
 
 require (
-	github.com/b93f8b21/reuseport v0.1.0
+	github.com/b93f8b21/reuseport v0.2.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/labstack/echo/v4 v4.16.5
