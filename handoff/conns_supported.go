@@ -44,8 +44,11 @@ func (h *Handoff) takeConns(c *net.UnixConn, w *wire, pid uint32) {
 	defer func() {
 		h.log.Info("handoff: took connections from the predecessor", "predecessor_pid", pid, "took", took, "refused", refused)
 	}()
+	// No deadline: the predecessor hands connections over as each goes
+	// idle, for as long as its drain lasts; Close cuts this off, and the
+	// predecessor's exit ends it.
+	c.SetDeadline(time.Time{})
 	for {
-		c.SetDeadline(time.Now().Add(h.cfg.Timeout))
 		t, p, err := readFrame(w)
 		if err != nil {
 			return // io.EOF: the predecessor is done
@@ -59,8 +62,8 @@ func (h *Handoff) takeConns(c *net.UnixConn, w *wire, pid uint32) {
 		fd := w.fds[0]
 		w.fds = w.fds[1:]
 		info, err := parseSockInfo(p)
-		ok := err == nil && h.adoptConn(info, fd)
-		if !ok {
+		ok := err == nil && h.adoptConn(info, fd) // closes fd unless it took it
+		if err != nil {
 			unix.Close(fd)
 		}
 		var b byte
@@ -76,17 +79,19 @@ func (h *Handoff) takeConns(c *net.UnixConn, w *wire, pid uint32) {
 }
 
 // adoptConn gives fd, a connection accepted on the listener info, to the
-// receiver registered for that listener. It owns fd if it returns true.
+// receiver registered for that listener, and reports whether it took it.
+// fd is adoptConn's: it is closed unless taken.
 func (h *Handoff) adoptConn(info sockInfo, fd int) bool {
 	h.mu.Lock()
 	receive := h.receivers[info]
 	h.mu.Unlock()
 	if receive == nil || checkConn(fd, info) != nil {
+		unix.Close(fd)
 		return false
 	}
 	f := os.NewFile(uintptr(fd), "handed-over "+info.String())
 	nc, err := net.FileConn(f)
-	f.Close() // FileConn made its own descriptor
+	f.Close() // fd; FileConn made its own descriptor
 	if err != nil {
 		return false
 	}
@@ -193,11 +198,13 @@ func (h *Handoff) passConn(info sockInfo, nc net.Conn) bool {
 		err = protocolErrorf("got %v, want took", t)
 	}
 	if err != nil {
-		// Whether the successor took it is unknown: it may hold the
-		// socket; closing this descriptor then ends nothing.
+		// Whether the successor took it is unknown. It may serve it
+		// already, so this process must never read or write it again:
+		// count it released. If the successor did not take it, the
+		// client sees it close.
 		p.failed = true
-		h.log.Warn("handoff: handing a connection to the successor failed", "err", err)
-		return false
+		h.log.Warn("handoff: handing a connection to the successor failed; letting it go", "err", err)
+		return true
 	}
 	return b[0] == 1
 }
@@ -220,6 +227,12 @@ func (h *Handoff) dialPass(p *passer) error {
 	if err != nil {
 		c.Close()
 		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state == closed { // closePasses has run
+		c.Close()
+		return errClosed
 	}
 	p.w = w
 	return nil

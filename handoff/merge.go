@@ -20,7 +20,7 @@ type mergeListener struct {
 	mu     sync.Mutex
 	queue  []net.Conn
 	closed bool
-	woken  atomic.Bool
+	woken  atomic.Bool // a push set the deadline; changed under mu
 }
 
 // newMergeListener returns ln wrapped, or nil if ln has no deadline.
@@ -40,9 +40,11 @@ func (m *mergeListener) push(c net.Conn) bool {
 		return false
 	}
 	m.queue = append(m.queue, c)
-	m.mu.Unlock()
+	// Under m.mu, ordered with Accept's clearing of the deadline: a wake
+	// set after that clear always has woken set with it.
 	m.woken.Store(true)
 	m.deadline.SetDeadline(aLongTimeAgo)
+	m.mu.Unlock()
 	return true
 }
 
@@ -66,14 +68,23 @@ func (m *mergeListener) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		c, err := m.Listener.Accept()
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && m.woken.Swap(false) {
-			// A push woke it. Clear the deadline before looking at the
-			// queue again: a push from now on sets it anew.
-			m.deadline.SetDeadline(time.Time{})
-			continue
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && m.unwake() {
+			continue // a push woke it: look at the queue again
 		}
 		return c, err
 	}
+}
+
+// unwake clears a wake that push set, and reports whether there was one.
+// A push from then on sets it anew, after the clear.
+func (m *mergeListener) unwake() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.woken.Swap(false) {
+		return false
+	}
+	m.deadline.SetDeadline(time.Time{})
+	return true
 }
 
 // Close closes the inner listener, and the handed-over connections no

@@ -43,19 +43,21 @@ func (g *generation) upgrade(ctx context.Context, log *slog.Logger, sig os.Signa
 	go func() { exited <- cmd.Wait() }()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	waited := false
 	select {
 	case <-g.successor():
 		stats.upgrades.Add(1)
 		log.Info("handoff: upgraded", "successor_pid", pid, "duration", time.Since(begun).Round(time.Microsecond))
 		return true
 	case err = <-exited:
+		waited = true
 		err = fmt.Errorf("the successor (pid %d) exited before it served: %v", pid, err)
 	case <-timer.C:
 		err = fmt.Errorf("the successor (pid %d) did not serve within RunConfig.ShutdownTimeout (%v); killed it", pid, timeout)
 	case <-ctx.Done():
 		err = fmt.Errorf("the context ended while pid %d started; killed it", pid)
 	}
-	if cmd.ProcessState == nil {
+	if !waited {
 		cmd.Process.Kill()
 		<-exited
 	}

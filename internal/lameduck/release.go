@@ -35,12 +35,14 @@ import (
 func (l *Listener) Release(release func(net.Conn) bool) {
 	l.mu.Lock()
 	l.release = release
+	// Before the snapshot: a connection accepted after it sees the flag
+	// at its first Read.
+	l.releasing.Store(true)
 	conns := make([]*conn, 0, len(l.conns))
 	for c := range l.conns {
 		conns = append(conns, c)
 	}
 	l.mu.Unlock()
-	l.releasing.Store(true)
 	for _, c := range conns {
 		c.wake()
 	}
