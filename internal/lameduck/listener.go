@@ -75,10 +75,14 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // returns the error of the first.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		// The inner Close under l.mu: an Accept that begins meanwhile
+		// waits, and returns its closed error only once the socket is
+		// closed, so that a server whose Serve has returned no longer
+		// listens (fasthttp's Serve returned while a dial still got in).
 		l.mu.Lock()
 		l.stopped = true
-		l.mu.Unlock()
 		l.closeErr = l.ln.Close()
+		l.mu.Unlock()
 		l.pending.Add(-1)
 		l.unclaimed.Add(-1)
 	})
