@@ -118,10 +118,9 @@ type Handoff struct {
 	receivers map[sockInfo]func(net.Conn) bool
 	passMu    sync.Mutex // serializes passConn
 
-	// successorPID is the successor that took over, and inUnit whether
-	// it is in this process's systemd unit; set before done is closed.
-	successorPID int
-	inUnit       bool
+	// inUnit says whether the successor that took over is in this
+	// process's systemd unit; set before done is closed.
+	inUnit bool
 }
 
 type state uint8

@@ -131,7 +131,7 @@ func (h *Handoff) handOver(c *net.UnixConn) bool {
 	pid := int(m.pid)
 	inUnit := h.notify != nil && sameUnit(pid)
 	h.mu.Lock()
-	h.successorPID, h.inUnit = pid, inUnit
+	h.inUnit = inUnit
 	h.mu.Unlock()
 	stats.handedOver.Add(1)
 	h.log.Info("handoff: the successor is serving; stop accepting", "successor_pid", m.pid, "handed_over_in", took.Round(time.Microsecond))

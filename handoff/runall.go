@@ -267,23 +267,24 @@ type generation struct {
 	parts  []*part
 	h      *Handoff // nil without a Path
 	notify *notifier
-	begun  time.Time
 }
 
 // startGeneration starts the handoff, if cfg has a Path, and listens on
 // every socket; on failure it closes what it opened.
 func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, services []Service) (*generation, error) {
-	g := &generation{notify: newNotifier(log), begun: time.Now()}
-	listen, listenPacket := plainListeners(cfg, log)
+	g := new(generation)
+	listen, plainPacket := plainListeners(cfg, log)
+	listenPacket := plainPacket
 	if cfg.Path != "" {
 		cfg.Logger = log
 		h, err := start(ctx, cfg, minVersion, maxVersion)
 		if err != nil {
 			return nil, edgeError(err)
 		}
-		h.notify = g.notify
-		g.h = h
+		g.h, g.notify = h, h.notify
 		listen, listenPacket = h.Listen, h.ListenPacket
+	} else {
+		g.notify = newNotifier(log)
 	}
 	for _, s := range services {
 		p := &part{network: s.Network, srv: s.Server, ps: s.PacketServer, sequential: s.Sequential}
@@ -303,7 +304,7 @@ func startGeneration(ctx context.Context, cfg Config, log *slog.Logger, services
 		} else {
 			lp := listenPacket
 			if s.OwnSocket {
-				_, lp = plainListeners(cfg, log)
+				lp = plainPacket
 			}
 			if p.pc, err = lp(ctx, s.Network, s.Address); err == nil {
 				p.addr = p.pc.LocalAddr()
